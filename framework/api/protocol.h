@@ -1,0 +1,102 @@
+// Protocol and Factory: application code, in Twisted's shape.
+//
+//   class Echo : public Protocol {
+//     void dataReceived(std::string_view data) override { transport()->write(data); }
+//   };
+//   auto factory = Factory::forProtocol<Echo>();
+//   endpoint.listen(factory);
+//
+// The transport owns the protocol: it is created by the factory for each connection, sees
+// connectionMade() once, any number of dataReceived(), exactly one connectionLost(reason), and is
+// destroyed right after. Factories are shared by all shards: buildProtocol() is called
+// concurrently from every shard thread, so a factory must be thread-safe (forProtocol() is: it
+// holds only copies of its constructor arguments). Per-connection state belongs in the Protocol.
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "framework/api/transport.h"
+#include "framework/base/address.h"
+#include "framework/base/status.h"
+
+namespace whorl::api {
+
+class Factory;
+
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+
+  virtual void connectionMade() {}
+  virtual void dataReceived(std::string_view data) { (void)data; }
+  // Exactly once per connection. reason.isCleanClose() for an orderly close.
+  virtual void connectionLost(const Status& reason) { (void)reason; }
+
+  // Flow control (Twisted's IPushProducer, with the transport as consumer): called when more
+  // than the high-water mark of written bytes is unsent, and again once it drains below the
+  // low-water mark. The default stops and restarts reading, which is right for protocols that
+  // write in response to input (echo, request/response). A protocol that writes on its own (a
+  // file sender) overrides these and stops writing while paused.
+  virtual void pauseProducing() {
+    if (transport_ != nullptr) transport_->pauseProducing();
+  }
+  virtual void resumeProducing() {
+    if (transport_ != nullptr) transport_->resumeProducing();
+  }
+
+  // Called by transports: attaches the transport, then calls connectionMade().
+  void makeConnection(Transport* transport) {
+    transport_ = transport;
+    connectionMade();
+  }
+  Transport* transport() const { return transport_; }
+  Factory* factory() const { return factory_; }
+
+ private:
+  friend class Factory;
+  Transport* transport_ = nullptr;
+  Factory* factory_ = nullptr;
+};
+
+class Factory {
+ public:
+  virtual ~Factory() = default;
+
+  // A new protocol for a connection with `peer`, or nullptr to refuse it (it is closed).
+  virtual std::unique_ptr<Protocol> buildProtocol(const Address& peer) = 0;
+
+  // buildProtocol() plus setting protocol->factory(); what transports call.
+  std::unique_ptr<Protocol> build(const Address& peer) {
+    auto p = buildProtocol(peer);
+    if (p) p->factory_ = this;
+    return p;
+  }
+
+  // A factory that builds P(args...) for every connection.
+  template <typename P, typename... Args>
+  static std::shared_ptr<Factory> forProtocol(Args... args);
+};
+
+namespace detail {
+template <typename P, typename... Args>
+class ProtocolFactory final : public Factory {
+ public:
+  explicit ProtocolFactory(Args... args) : args_(std::move(args)...) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    return std::apply([](const Args&... a) { return std::make_unique<P>(a...); }, args_);
+  }
+
+ private:
+  std::tuple<Args...> args_;
+};
+}  // namespace detail
+
+template <typename P, typename... Args>
+std::shared_ptr<Factory> Factory::forProtocol(Args... args) {
+  return std::make_shared<detail::ProtocolFactory<P, Args...>>(std::move(args)...);
+}
+
+}  // namespace whorl::api

@@ -1,0 +1,170 @@
+#include "framework/base/flags.h"
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+namespace whorl {
+
+namespace {
+template <typename T>
+Status parseNumber(std::string_view name, std::string_view text, T* out) {
+  T v{};
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
+    return Status::invalidArgument("--" + std::string(name) + ": '" + std::string(text) +
+                                   "' is not a valid number");
+  }
+  *out = v;
+  return Status::ok();
+}
+}  // namespace
+
+Flags::Flags(std::string program, std::string description)
+    : program_(std::move(program)), description_(std::move(description)) {}
+
+void Flags::add(std::string name, int* value, std::string help) {
+  flags_.push_back({name, std::move(help), std::to_string(*value), false,
+                    [name, value](std::string_view t) { return parseNumber(name, t, value); }});
+}
+
+void Flags::add(std::string name, uint64_t* value, std::string help) {
+  flags_.push_back({name, std::move(help), std::to_string(*value), false,
+                    [name, value](std::string_view t) { return parseNumber(name, t, value); }});
+}
+
+void Flags::add(std::string name, double* value, std::string help) {
+  char def[32];
+  std::snprintf(def, sizeof(def), "%g", *value);
+  flags_.push_back({name, std::move(help), def, false, [name, value](std::string_view t) {
+                      std::string s(t);
+                      char* end = nullptr;
+                      double v = std::strtod(s.c_str(), &end);
+                      if (s.empty() || end != s.c_str() + s.size()) {
+                        return Status::invalidArgument("--" + name + ": '" + s +
+                                                       "' is not a valid number");
+                      }
+                      *value = v;
+                      return Status::ok();
+                    }});
+}
+
+void Flags::add(std::string name, std::string* value, std::string help) {
+  flags_.push_back({name, std::move(help), *value, false, [value](std::string_view t) {
+                      *value = std::string(t);
+                      return Status::ok();
+                    }});
+}
+
+void Flags::add(std::string name, bool* value, std::string help) {
+  flags_.push_back({name, std::move(help), *value ? "true" : "false", true,
+                    [name, value](std::string_view t) {
+                      if (t == "true" || t == "1" || t == "yes" || t == "on") {
+                        *value = true;
+                      } else if (t == "false" || t == "0" || t == "no" || t == "off") {
+                        *value = false;
+                      } else {
+                        return Status::invalidArgument("--" + name + ": '" + std::string(t) +
+                                                       "' is not true or false");
+                      }
+                      return Status::ok();
+                    }});
+}
+
+void Flags::add(std::string name, std::vector<std::string>* values, std::string help) {
+  std::string def;
+  for (const auto& v : *values) def += (def.empty() ? "" : ",") + v;
+  // The first use on the command line replaces the defaults; later uses append.
+  auto replaced = std::make_shared<bool>(false);
+  flags_.push_back({name, std::move(help) + " (repeatable)", def, false,
+                    [values, replaced](std::string_view t) {
+                      if (!*replaced) {
+                        values->clear();
+                        *replaced = true;
+                      }
+                      values->emplace_back(t);
+                      return Status::ok();
+                    }});
+}
+
+Flags::Flag* Flags::find(std::string_view name) {
+  for (auto& f : flags_) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+Status Flags::parse(int argc, const char* const* argv) {
+  positional_.clear();
+  bool onlyPositional = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (onlyPositional || arg.size() < 2 || arg.substr(0, 2) != "--") {
+      positional_.emplace_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      onlyPositional = true;
+      continue;
+    }
+    std::string_view body = arg.substr(2);
+    std::string_view name = body;
+    std::string_view value;
+    bool hasValue = false;
+    if (auto eq = body.find('='); eq != std::string_view::npos) {
+      name = body.substr(0, eq);
+      value = body.substr(eq + 1);
+      hasValue = true;
+    }
+    if (name == "help") {
+      helpRequested_ = true;
+      continue;
+    }
+    Flag* f = find(name);
+    if (f == nullptr) {
+      return Status::invalidArgument("unknown flag --" + std::string(name) + " (see --help)");
+    }
+    if (!hasValue) {
+      if (f->isBool) {
+        value = "true";
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        return Status::invalidArgument("--" + std::string(name) + " needs a value");
+      }
+    }
+    WHORL_RETURN_IF_ERROR(f->set(value));
+  }
+  return Status::ok();
+}
+
+void Flags::parseOrExit(int argc, const char* const* argv) {
+  Status s = parse(argc, argv);
+  if (helpRequested_) {
+    std::fputs(usage().c_str(), stdout);
+    std::exit(0);
+  }
+  if (!s.isOk()) {
+    std::fprintf(stderr, "%s: %s\n", program_.c_str(), s.message().c_str());
+    std::exit(2);
+  }
+}
+
+std::string Flags::usage() const {
+  std::string u = "usage: " + program_ + " [flags]";
+  if (!positionalHelp_.empty()) u += " " + positionalHelp_;
+  u += "\n\n" + description_ + "\n\nflags (--name value or --name=value):\n";
+  for (const auto& f : flags_) {
+    std::string left = "  --" + f.name + (f.isBool ? "" : " VALUE");
+    if (left.size() < 28) left.resize(28, ' ');
+    else left += "  ";
+    u += left + f.help;
+    if (!f.defaultText.empty()) u += " (default: " + f.defaultText + ")";
+    u += "\n";
+  }
+  u += "  --help                    show this help and exit\n";
+  return u;
+}
+
+}  // namespace whorl

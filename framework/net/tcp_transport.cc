@@ -1,0 +1,246 @@
+#include "framework/net/tcp_transport.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "framework/base/log.h"
+
+namespace whorl::net {
+
+using uring::Ring;
+
+TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions& options)
+    : shard_(shard), fd_(fd), options_(options) {
+  peer_ = Address::fromSocketPeer(fd);
+  host_ = Address::fromSocketName(fd);
+  if (options_.noDelay) {
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  shard_.adopt(this);
+  shard_.stats().open.fetch_add(1, std::memory_order_relaxed);
+}
+
+TcpTransport::~TcpTransport() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void TcpTransport::start(std::unique_ptr<api::Protocol> protocol) {
+  if (!protocol) {
+    closeNow(Status(Status::Code::kRefused, "the factory refused the connection"), false);
+    return;
+  }
+  protocol_ = std::move(protocol);
+  protocol_->makeConnection(this);
+  if (state_ == State::kOpen || state_ == State::kDisconnecting) shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::armRecv() {
+  io_uring_sqe* sqe = shard_.ring().sqe();
+  io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = shard_.buffers().groupId();
+  Ring::setOp(sqe, &recvOp_);
+  recvArmed_ = true;
+  ++inflight_;
+}
+
+void TcpTransport::onRecv(int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) {
+    recvArmed_ = false;
+    --inflight_;
+  }
+  if (res > 0) {
+    uint16_t bid = uring::ProvidedBufferRing::bufferId(flags);
+    std::string_view data = shard_.buffers().view(bid, static_cast<size_t>(res));
+    shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+    if (state_ == State::kOpen) {
+      if (readingPaused_ || !held_.empty()) {
+        held_.append(data);
+      } else {
+        deliver(data);
+      }
+    }
+    shard_.buffers().recycle(bid);
+  } else if (res == 0) {
+    eof_ = true;
+    if (state_ == State::kOpen) {
+      // The peer finished sending. Send what is still pending, then close: no byte is lost.
+      reason_ = Status::connectionDone();
+      state_ = State::kDisconnecting;
+    }
+  } else if (res == -ENOBUFS) {
+    shard_.stats().recvRearms.fetch_add(1, std::memory_order_relaxed);
+  } else if (res != -ECANCELED) {
+    closeNow(Status::fromErrno(-res, "recv from " + peer_.toString()), false);
+  }
+  if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
+  maybeFinish();
+}
+
+void TcpTransport::deliver(std::string_view data) {
+  if (protocol_) protocol_->dataReceived(data);
+}
+
+void TcpTransport::write(std::string_view data) {
+  if (state_ != State::kOpen || data.empty()) return;
+  pending_.append(data);
+  afterWrite();
+}
+
+void TcpTransport::writeSequence(std::span<const std::string_view> parts) {
+  if (state_ != State::kOpen) return;
+  for (auto p : parts) pending_.append(p);
+  afterWrite();
+}
+
+void TcpTransport::afterWrite() {
+  shard_.scheduleTurnEnd(this);
+  if (!producerPaused_ && bufferedBytes() > options_.highWater) {
+    producerPaused_ = true;
+    if (protocol_) protocol_->pauseProducing();
+  }
+}
+
+void TcpTransport::startSend() {
+  if (sendInFlight_ || state_ == State::kClosing || state_ == State::kClosed) return;
+  if (sending_.empty()) {
+    if (pending_.empty()) return;
+    sending_.swap(pending_);
+  }
+  io_uring_sqe* sqe = shard_.ring().sqe();
+  io_uring_prep_send(sqe, fd_, sending_.data(), sending_.size(), MSG_NOSIGNAL);
+  Ring::setOp(sqe, &sendOp_);
+  sendInFlight_ = true;
+  ++inflight_;
+}
+
+void TcpTransport::onSend(int res, uint32_t) {
+  sendInFlight_ = false;
+  --inflight_;
+  if (res >= 0) {
+    shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+    sending_.consume(static_cast<size_t>(res));
+    if (sending_.empty() && pending_.empty()) {
+      // Idle again: give back the memory of large bursts.
+      if (sending_.capacity() > 64 * 1024) sending_.release();
+    }
+    startSend();
+    if (producerPaused_ && bufferedBytes() <= options_.lowWater && state_ == State::kOpen) {
+      producerPaused_ = false;
+      if (protocol_) protocol_->resumeProducing();
+    }
+    if (state_ == State::kDisconnecting) shard_.scheduleTurnEnd(this);
+  } else if (res != -ECANCELED || state_ == State::kOpen) {
+    closeNow(Status::fromErrno(-res, "send to " + peer_.toString()), false);
+  }
+  maybeFinish();
+}
+
+void TcpTransport::onTurnEnd() {
+  if (state_ == State::kClosing) {
+    if (inflight_ == 0) finish();
+    return;
+  }
+  if (state_ == State::kClosed) return;
+  if (state_ == State::kOpen && !readingPaused_ && !held_.empty()) {
+    ByteBuffer held;
+    held.swap(held_);
+    deliver(held.view());
+  }
+  if (state_ == State::kOpen && !readingPaused_ && !recvArmed_ && !eof_) armRecv();
+  startSend();
+  if (state_ == State::kDisconnecting && !sendInFlight_ && bufferedBytes() == 0) {
+    // Everything was sent: half-close so the peer sees EOF after the last byte, then close.
+    shutdown(fd_, SHUT_WR);
+    closeNow(reason_.isOk() ? Status::connectionDone() : reason_, false);
+  }
+}
+
+void TcpTransport::pauseProducing() {
+  if (readingPaused_) return;
+  readingPaused_ = true;
+  if (recvArmed_) {
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_cancel(sqe, &recvOp_, 0);
+    Ring::setOp(sqe, &cancelOp_);
+    ++inflight_;
+  }
+}
+
+void TcpTransport::resumeProducing() {
+  if (!readingPaused_) return;
+  readingPaused_ = false;
+  if (state_ == State::kOpen) shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::loseConnection() {
+  if (state_ != State::kOpen) return;
+  state_ = State::kDisconnecting;
+  reason_ = Status::connectionDone();
+  shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::abortConnection() {
+  closeNow(Status(Status::Code::kAborted, "connection aborted"), true);
+}
+
+void TcpTransport::onShutdown(ShutdownPhase phase) {
+  switch (phase) {
+    case ShutdownPhase::kStopAccepting:
+      break;  // open connections may finish on their own
+    case ShutdownPhase::kClose:
+      loseConnection();
+      break;
+    case ShutdownPhase::kAbort:
+      closeNow(Status(Status::Code::kAborted, "server shutting down: drain deadline passed"), true);
+      break;
+  }
+}
+
+void TcpTransport::closeNow(Status reason, bool reset) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  state_ = State::kClosing;
+  reason_ = std::move(reason);
+  resetOnClose_ = reset;
+  if (recvArmed_ || sendInFlight_) {
+    // Cancel every op on this socket; the socket itself is closed after the last completion, so
+    // the fd number cannot be reused while a cancel or op still refers to it.
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+    Ring::setOp(sqe, &cancelOp_);
+    ++inflight_;
+  }
+  maybeFinish();
+}
+
+void TcpTransport::onCancel(int, uint32_t) {
+  --inflight_;
+  maybeFinish();
+}
+
+void TcpTransport::maybeFinish() {
+  // connectionLost runs at the end of the turn, never inside the protocol's own call.
+  if (state_ == State::kClosing && inflight_ == 0) shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::finish() {
+  state_ = State::kClosed;
+  if (resetOnClose_) {
+    linger lg{1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  close(fd_);
+  fd_ = -1;
+  pending_.release();
+  sending_.release();
+  held_.release();
+  shard_.stats().open.fetch_sub(1, std::memory_order_relaxed);
+  shard_.stats().closed.fetch_add(1, std::memory_order_relaxed);
+  if (protocol_) protocol_->connectionLost(reason_);
+  shard_.release(this);
+}
+
+}  // namespace whorl::net

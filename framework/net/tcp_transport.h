@@ -1,0 +1,106 @@
+// TcpTransport: a connected TCP socket driven by io_uring, carrying one Protocol.
+//
+//   auto* t = new TcpTransport(shard, fd, peer, {});    // the shard owns it from here
+//   t->start(factory->build(peer));                    // connectionMade, then reads begin
+//
+// Reads: one multishot recv into the shard's provided buffer ring; -ENOBUFS re-arms at the end of
+// the turn, nothing is lost. Writes: appended to a pending buffer and sent once per loop turn,
+// with at most one send in flight (sends on one socket may complete out of order). Flow control:
+// above highWater unsent bytes the protocol is paused, below lowWater resumed. Closing cancels the
+// in-flight ops; the socket is closed and connectionLost() called after the last completion, and
+// the transport (with its protocol) is freed at the end of that turn.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "framework/api/protocol.h"
+#include "framework/api/transport.h"
+#include "framework/base/address.h"
+#include "framework/base/buffer.h"
+#include "framework/reactor/shard.h"
+#include "framework/uring/op.h"
+
+namespace whorl::net {
+
+struct TransportOptions {
+  size_t highWater = 256 * 1024;  // pause the producer above this many unsent bytes
+  size_t lowWater = 64 * 1024;    // resume it below this
+  bool noDelay = true;            // TCP_NODELAY: writes are already gathered per turn
+};
+
+class TcpTransport final : public api::Transport,
+                           public reactor::Resident,
+                           private reactor::TurnTask {
+ public:
+  // Takes ownership of the connected socket `fd` and registers with `shard`.
+  TcpTransport(reactor::Shard& shard, int fd, const TransportOptions& options);
+  ~TcpTransport() override;
+
+  // Attaches the protocol (connectionMade) and starts reading. A null protocol closes at once.
+  void start(std::unique_ptr<api::Protocol> protocol);
+
+  // api::Transport
+  void write(std::string_view data) override;
+  void writeSequence(std::span<const std::string_view> parts) override;
+  void loseConnection() override;
+  void abortConnection() override;
+  Address getPeer() const override { return peer_; }
+  Address getHost() const override { return host_; }
+  void pauseProducing() override;
+  void resumeProducing() override;
+  size_t bufferedBytes() const override { return pending_.size() + sending_.size(); }
+  bool disconnecting() const override { return state_ != State::kOpen; }
+  api::Reactor& reactor() override { return shard_; }
+
+  api::Protocol* protocol() const { return protocol_.get(); }
+  int fd() const { return fd_; }
+
+  // reactor::Resident
+  void onShutdown(ShutdownPhase phase) override;
+
+ private:
+  enum class State {
+    kOpen,
+    kDisconnecting,  // flush what is pending, then close
+    kClosing,        // waiting for in-flight ops before closing the socket
+    kClosed,
+  };
+  void onRecv(int res, uint32_t flags);
+  void onSend(int res, uint32_t flags);
+  void onCancel(int res, uint32_t flags);
+  void onTurnEnd() override;
+  void armRecv();
+  void startSend();
+  void deliver(std::string_view data);
+  void afterWrite();
+  void closeNow(Status reason, bool reset);
+  void maybeFinish();
+  void finish();
+
+  reactor::Shard& shard_;
+  int fd_;
+  TransportOptions options_;
+  Address peer_;
+  Address host_;
+  std::unique_ptr<api::Protocol> protocol_;
+  State state_ = State::kOpen;
+  Status reason_;
+
+  uring::MemberOp<TcpTransport, &TcpTransport::onRecv> recvOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onSend> sendOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onCancel> cancelOp_{this};
+  int inflight_ = 0;
+  bool recvArmed_ = false;
+  bool sendInFlight_ = false;
+  bool eof_ = false;
+  bool readingPaused_ = false;
+  bool producerPaused_ = false;
+  bool resetOnClose_ = false;
+
+  ByteBuffer pending_;   // written by the protocol, not yet handed to the kernel
+  ByteBuffer sending_;   // handed to the kernel by the send in flight
+  ByteBuffer held_;      // received while reading was paused
+};
+
+}  // namespace whorl::net

@@ -1,0 +1,158 @@
+// Shard: one thread, one io_uring, its timers, its mailbox, and the connections that live on it.
+//
+//   runtime.shard(0).post([] { /* runs on shard 0's thread */ });       // from any thread
+//   // on the shard's own thread:
+//   auto call = shard.callLater(std::chrono::milliseconds(100), [] { ... });
+//   io_uring_sqe* sqe = shard.ring().sqe();
+//
+// Objects live on one shard and are only touched from its thread; cross-shard work goes through
+// post(). A loop turn: submit and wait, dispatch completions, run due timers and callSoon work,
+// then the turn-end tasks (flush gathered writes, re-arm receives), then free what was released
+// during the turn. The Runtime owns its Shards; a Shard owns its ring, buffer ring and timers, and
+// every Resident (connection, listener) registered with it until the resident releases itself.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
+#include "framework/api/reactor.h"
+#include "framework/base/status.h"
+#include "framework/uring/buf_ring.h"
+#include "framework/uring/ring.h"
+
+namespace whorl::reactor {
+
+class Runtime;
+class Shard;
+
+// Work done once at the end of a loop turn (gathered writes are flushed here).
+class TurnTask {
+ public:
+  virtual void onTurnEnd() = 0;
+
+ protected:
+  ~TurnTask() = default;
+
+ private:
+  friend class Shard;
+  bool queued_ = false;
+};
+
+// Something that lives on a shard until it releases itself: connections, listeners, connectors.
+// The shard tells residents to wind down when the runtime stops.
+class Resident {
+ public:
+  virtual ~Resident() = default;
+  enum class ShutdownPhase {
+    kStopAccepting,  // the runtime is stopping: listeners close, connections may finish
+    kClose,          // the drain deadline passed: close gracefully (flush, then close)
+    kAbort,          // a grace period later: close now
+  };
+  virtual void onShutdown(ShutdownPhase phase) = 0;
+};
+
+struct ShardStats {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> refused{0};
+  std::atomic<uint64_t> acceptErrors{0};
+  std::atomic<uint64_t> open{0};
+  std::atomic<uint64_t> closed{0};
+  std::atomic<uint64_t> bytesIn{0};
+  std::atomic<uint64_t> bytesOut{0};
+  std::atomic<uint64_t> recvRearms{0};  // multishot receives re-armed after -ENOBUFS
+};
+
+struct ShardOptions {
+  int index = 0;
+  int cpu = -1;  // pin the thread to this CPU; -1 leaves it unpinned
+  uring::RingOptions ring;
+  uring::BufferRingOptions buffers;
+};
+
+class Shard final : public api::Reactor {
+ public:
+  Shard(Runtime* runtime, ShardOptions options);
+  ~Shard() override;
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  int index() const { return options_.index; }
+  // The shard whose thread is calling, or nullptr.
+  static Shard* current();
+  bool onShardThread() const { return current() == this; }
+
+  // Thread-safe: runs fn on this shard's thread, in posting order.
+  void post(std::function<void()> fn);
+
+  // api::Reactor (shard thread only, except stop()).
+  api::DelayedCall callLater(Clock::duration delay, Callback fn) override;
+  void callSoon(Callback fn) override;
+  void stop() override;
+  Clock::time_point now() const override { return Clock::now(); }
+
+  // Shard thread only.
+  uring::Ring& ring() { return *ring_; }
+  uring::ProvidedBufferRing& buffers() { return *buffers_; }
+  void scheduleTurnEnd(TurnTask* task);
+  void adopt(Resident* resident);                 // the shard now owns it
+  void release(Resident* resident);               // freed at the end of this turn
+  bool stopping() const { return stopping_; }
+  size_t residentCount() const { return residents_.size(); }
+  ShardStats& stats() { return stats_; }
+  Runtime* runtime() const { return runtime_; }
+
+  // Runs the loop on the calling thread until the shard has stopped. Used by Runtime.
+  void run(std::function<void(Status)> ready);
+  // Thread-safe: begin a graceful stop; connections get `drain` to finish, then are closed.
+  void beginStop(Clock::duration drain);
+
+ protected:
+  void cancelCall(uint64_t id) override;
+  bool callActive(uint64_t id) const override;
+
+ private:
+  void onMailbox(int res, uint32_t flags);
+  void armMailbox();
+  void drainMailbox();
+  void runTimers();
+  void runTurnEnd();
+  void startStop(Clock::duration drain);
+  void shutdownResidents(Resident::ShutdownPhase phase);
+
+  Runtime* runtime_;
+  ShardOptions options_;
+  std::unique_ptr<uring::Ring> ring_;
+  std::unique_ptr<uring::ProvidedBufferRing> buffers_;
+
+  // Mailbox: an eventfd read on the ring wakes the shard.
+  int eventFd_ = -1;
+  uint64_t eventValue_ = 0;
+  uring::MemberOp<Shard, &Shard::onMailbox> mailboxOp_{this};
+  bool mailboxArmed_ = false;
+  std::mutex mailboxMu_;
+  std::vector<std::function<void()>> mailbox_;
+  std::atomic<bool> wakePending_{false};
+
+  // Timers: ordered by (deadline, id); ids are unique so handles never alias.
+  std::map<std::pair<Clock::time_point, uint64_t>, Callback> timers_;
+  std::map<uint64_t, Clock::time_point> timerIndex_;
+  uint64_t nextTimerId_ = 1;
+  std::vector<Callback> soon_;
+
+  std::vector<TurnTask*> turnEnd_;
+  std::unordered_set<Resident*> residents_;
+  std::vector<Resident*> released_;
+
+  bool stopping_ = false;
+  ShardStats stats_;
+};
+
+}  // namespace whorl::reactor
