@@ -1,0 +1,279 @@
+#include "framework/endpoint/description.h"
+
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <span>
+
+#include "framework/base/address.h"
+
+namespace whorl::endpoint {
+
+const std::string* Description::kwarg(std::string_view key) const {
+  for (const auto& [k, v] : kwargs) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+namespace {
+
+// "<what> in "<text>"[ <hint>]": every error names the bad part and quotes the whole string.
+Status bad(std::string_view what, std::string_view text, std::string_view hint = {}) {
+  std::string m(what);
+  m += " in \"";
+  m += text;
+  m += '"';
+  if (!hint.empty()) {
+    m += ' ';
+    m += hint;
+  }
+  return Status::invalidArgument(std::move(m));
+}
+
+template <typename T, typename Name>
+std::string joinNames(std::span<const T> items, Name name) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ", ";
+    out += name(item);
+  }
+  return out;
+}
+
+// One argument an endpoint type accepts; positional arguments fill them in this order.
+struct Param {
+  std::string_view name;
+  bool required;
+};
+
+// A description's arguments matched to the parameters of its type.
+class Args {
+ public:
+  static Result<Args> bind(const Description& d, std::string_view text,
+                           std::span<const Param> params) {
+    Args a;
+    a.text_ = text;
+    auto names = [&] { return joinNames(params, [](const Param& p) { return p.name; }); };
+    if (d.args.size() > params.size()) {
+      return bad("too many arguments", text,
+                 "(" + d.type + " takes at most " + std::to_string(params.size()) + ": " +
+                     names() + ")");
+    }
+    for (size_t i = 0; i < d.args.size(); ++i) a.values_.emplace_back(params[i].name, d.args[i]);
+    for (const auto& [key, value] : d.kwargs) {
+      const Param* p = nullptr;
+      for (const auto& candidate : params) {
+        if (candidate.name == key) p = &candidate;
+      }
+      if (p == nullptr) return bad("unknown key '" + key + "'", text, "(known: " + names() + ")");
+      if (a.get(key) != nullptr) {
+        return bad("'" + key + "' given both positionally and as " + key + "=", text);
+      }
+      a.values_.emplace_back(p->name, value);
+    }
+    for (const auto& p : params) {
+      if (p.required && a.get(p.name) == nullptr) {
+        return bad("missing " + std::string(p.name), text);
+      }
+    }
+    return a;
+  }
+
+  // The value given for `name`, or nullptr.
+  const std::string* get(std::string_view name) const {
+    for (const auto& [n, v] : values_) {
+      if (n == name) return &v;
+    }
+    return nullptr;
+  }
+  Status error(std::string_view what) const { return bad(what, text_); }
+
+ private:
+  std::string_view text_;
+  std::vector<std::pair<std::string_view, std::string>> values_;
+};
+
+template <typename T>
+bool parseInteger(std::string_view s, T* out) {
+  if (s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && ptr == s.data() + s.size();
+}
+
+Result<uint16_t> portArg(const Args& a, unsigned minPort) {
+  const std::string& s = *a.get("port");
+  unsigned v = 0;
+  if (!parseInteger(s, &v) || v < minPort || v > 65535) {
+    return a.error("port '" + s + "' is not a number " + std::to_string(minPort) + "-65535");
+  }
+  return static_cast<uint16_t>(v);
+}
+
+// ---- Server types ----------------------------------------------------------------------------
+
+constexpr Param kTcpServerParams[] = {
+    {"port", true},
+    {"interface", false},
+    {"backlog", false},
+};
+
+Result<std::unique_ptr<ServerEndpoint>> buildTcpServer(reactor::Runtime& runtime, const Args& a,
+                                                       int family) {
+  auto port = portArg(a, 0);
+  if (!port) return port.status();
+  TcpServerOptions options;
+  if (const std::string* iface = a.get("interface"); iface != nullptr && !iface->empty()) {
+    auto addr = Address::parse(*iface, 0);
+    if (!addr || addr->family() != family) {
+      return a.error("interface '" + *iface + "' is not an " +
+                     (family == AF_INET6 ? "IPv6" : "IPv4") + " address");
+    }
+    options.interface = *iface;
+  }
+  if (const std::string* backlog = a.get("backlog"); backlog != nullptr) {
+    int v = 0;
+    if (!parseInteger(*backlog, &v) || v < 1) {
+      return a.error("backlog '" + *backlog + "' is not a positive number");
+    }
+    options.backlog = v;
+  }
+  if (family == AF_INET6) {
+    return std::unique_ptr<ServerEndpoint>(
+        std::make_unique<TCP6ServerEndpoint>(runtime, *port, std::move(options)));
+  }
+  return std::unique_ptr<ServerEndpoint>(
+      std::make_unique<TCP4ServerEndpoint>(runtime, *port, std::move(options)));
+}
+
+struct ServerType {
+  std::string_view name;
+  std::span<const Param> params;
+  Result<std::unique_ptr<ServerEndpoint>> (*build)(reactor::Runtime&, const Args&);
+};
+
+// Adding a server type: a parameter list, a builder, and a row here.
+const ServerType kServerTypes[] = {
+    {"tcp", kTcpServerParams,
+     [](reactor::Runtime& r, const Args& a) { return buildTcpServer(r, a, AF_INET); }},
+    {"tcp6", kTcpServerParams,
+     [](reactor::Runtime& r, const Args& a) { return buildTcpServer(r, a, AF_INET6); }},
+};
+
+// ---- Client types ----------------------------------------------------------------------------
+
+constexpr Param kTcpClientParams[] = {
+    {"host", true},
+    {"port", true},
+    {"timeout", false},
+};
+
+Result<std::unique_ptr<ClientEndpoint>> buildTcpClient(reactor::Shard& shard, const Args& a) {
+  const std::string& host = *a.get("host");
+  if (host.empty()) return a.error("empty host");
+  auto port = portArg(a, 1);
+  if (!port) return port.status();
+  TcpClientOptions options;
+  if (const std::string* timeout = a.get("timeout"); timeout != nullptr) {
+    double seconds = 0;
+    const std::string& s = *timeout;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), seconds);
+    // At most a year: anything longer is a typo and would overflow the millisecond count.
+    if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(seconds) ||
+        seconds <= 0 || seconds > 365.0 * 24 * 3600) {
+      return a.error("timeout '" + s + "' is not a positive number of seconds");
+    }
+    // Round up so that a tiny positive timeout never becomes 0 (no timeout at all).
+    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
+  }
+  return std::unique_ptr<ClientEndpoint>(
+      std::make_unique<HostnameEndpoint>(shard, host, *port, std::move(options)));
+}
+
+struct ClientType {
+  std::string_view name;
+  std::span<const Param> params;
+  Result<std::unique_ptr<ClientEndpoint>> (*build)(reactor::Shard&, const Args&);
+};
+
+// Adding a client type: a parameter list, a builder, and a row here.
+const ClientType kClientTypes[] = {
+    {"tcp", kTcpClientParams, buildTcpClient},
+};
+
+// Finds d.type in `types` and builds it, or explains which types exist.
+template <typename Type, typename Owner, typename Endpoint>
+Result<std::unique_ptr<Endpoint>> fromString(std::span<const Type> types, Owner& owner,
+                                             std::string_view text) {
+  auto d = parseDescription(text);
+  if (!d) return d.status();
+  for (const auto& type : types) {
+    if (type.name != d->type) continue;
+    auto args = Args::bind(*d, text, type.params);
+    if (!args) return args.status();
+    return type.build(owner, *args);
+  }
+  return bad("unknown endpoint type '" + d->type + "'", text,
+             "(supported: " + joinNames(types, [](const Type& t) { return t.name; }) + ")");
+}
+
+}  // namespace
+
+Result<Description> parseDescription(std::string_view text) {
+  if (text.empty()) return Status::invalidArgument("empty endpoint description \"\"");
+  Description d;
+  std::string current;
+  std::string key;
+  bool haveKey = false;  // an unescaped '=' was seen in the current field
+  bool first = true;
+
+  auto endField = [&]() -> Status {
+    if (first) {
+      first = false;
+      if (haveKey || current.empty()) return bad("missing endpoint type", text);
+      d.type = std::move(current);
+    } else if (haveKey) {
+      if (key.empty()) return bad("empty key", text);
+      if (d.kwarg(key) != nullptr) return bad("duplicate key '" + key + "'", text);
+      d.kwargs.emplace_back(std::move(key), std::move(current));
+    } else {
+      d.args.push_back(std::move(current));
+    }
+    current.clear();
+    key.clear();
+    haveKey = false;
+    return Status::ok();
+  };
+
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\\') {
+      if (i + 1 == text.size()) return bad("trailing backslash", text);
+      current += text[++i];
+    } else if (c == ':') {
+      WHORL_RETURN_IF_ERROR(endField());
+    } else if (c == '=' && !haveKey) {
+      key = std::move(current);
+      current.clear();
+      haveKey = true;
+    } else {
+      current += c;
+    }
+  }
+  WHORL_RETURN_IF_ERROR(endField());
+  return d;
+}
+
+Result<std::unique_ptr<ServerEndpoint>> serverFromString(reactor::Runtime& runtime,
+                                                         std::string_view description) {
+  return fromString<ServerType, reactor::Runtime, ServerEndpoint>(kServerTypes, runtime,
+                                                                  description);
+}
+
+Result<std::unique_ptr<ClientEndpoint>> clientFromString(reactor::Shard& shard,
+                                                         std::string_view description) {
+  return fromString<ClientType, reactor::Shard, ClientEndpoint>(kClientTypes, shard, description);
+}
+
+}  // namespace whorl::endpoint

@@ -1,0 +1,65 @@
+// Endpoint descriptions: Twisted's strports strings ("tcp:8000") turned into endpoints.
+//
+//   auto server = serverFromString(runtime, "tcp:port=8000:interface=127.0.0.1");
+//   if (!server) { std::fprintf(stderr, "%s\n", server.status().message().c_str()); return 2; }
+//   auto port = (*server)->listen(Factory::forProtocol<Echo>());
+//
+//   auto client = clientFromString(runtime.shard(0), "tcp:host=localhost:port=8000:timeout=2.5");
+//   (*client)->connect(Factory::forProtocol<EchoClient>(), [](Result<Protocol*> p) { ... });
+//
+// Syntax (as Twisted's): fields separated by ':'; the first is the endpoint type, the rest are
+// positional arguments or key=value arguments, in any order. A backslash takes the next character
+// literally, so "tcp6:8000:interface=\:\:1" listens on ::1 (in C++ source: "...=\\:\\:1"). Only
+// the first unescaped '=' of a field separates key from value.
+//
+// Server types:
+//   tcp:PORT[:interface=ADDR][:backlog=N]    TCP4ServerEndpoint (interface: an IPv4 literal)
+//   tcp6:PORT[:interface=ADDR][:backlog=N]   TCP6ServerEndpoint (interface: an IPv6 literal)
+// Client types:
+//   tcp:host=HOST:port=PORT[:timeout=SECONDS] HostnameEndpoint: HOST is a name or literal and
+//                                             every address it resolves to is tried (IPv4 and
+//                                             IPv6); the timeout may be fractional.
+// Arguments may also be given positionally in the order shown ("tcp:localhost:8000").
+//
+// Malformed strings give Status::invalidArgument naming the bad part and quoting the whole string.
+// The functions return new endpoints owned by the caller; a server endpoint keeps a reference to
+// `runtime` and a client endpoint to `shard`, which must outlive them. Parsing is pure and
+// thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "framework/base/status.h"
+#include "framework/endpoint/endpoint.h"
+#include "framework/reactor/runtime.h"
+
+namespace whorl::endpoint {
+
+// A parsed description with escapes resolved: "tcp:8000:interface=\:\:1" is
+// {type "tcp", args {"8000"}, kwargs {{"interface", "::1"}}}.
+struct Description {
+  std::string type;
+  std::vector<std::string> args;                              // positional, in order
+  std::vector<std::pair<std::string, std::string>> kwargs;   // key=value, in order, unique keys
+
+  // The value of `key`, or nullptr when it was not given.
+  const std::string* kwarg(std::string_view key) const;
+};
+
+// Splits a description into type, positional and keyword arguments. Errors: empty string,
+// missing type, trailing backslash, empty or duplicate key.
+Result<Description> parseDescription(std::string_view text);
+
+// A server endpoint on `runtime` (listens on every shard) for "tcp:..." or "tcp6:...".
+Result<std::unique_ptr<ServerEndpoint>> serverFromString(reactor::Runtime& runtime,
+                                                         std::string_view description);
+
+// A client endpoint connecting from `shard` for "tcp:...": always a HostnameEndpoint.
+Result<std::unique_ptr<ClientEndpoint>> clientFromString(reactor::Shard& shard,
+                                                         std::string_view description);
+
+}  // namespace whorl::endpoint
