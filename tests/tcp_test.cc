@@ -120,6 +120,31 @@ TEST(TcpTest, TwoHundredClientsEachEchoOneMebibyte) {
   rt.join();
 }
 
+TEST(TcpTest, HalfCloseAfterABigSendStillGetsEveryByteBack) {
+  // The client sends 8 MiB and shuts down its side before reading: the server is paused (its
+  // write buffer is full) when the EOF arrives, and must still echo everything before closing.
+  reactor::Runtime rt(options(1));
+  ASSERT_TRUE(rt.start().isOk());
+  auto port = listenLocal(rt, api::Factory::forProtocol<Echo>());
+  ASSERT_TRUE(port);
+  int fd = testutil::connectTo(port->getHost().port());
+  ASSERT_GE(fd, 0);
+  std::string payload = testutil::randomBytes(8 << 20, 99);
+  std::thread sender([&] {
+    testutil::sendAll(fd, payload);
+    shutdown(fd, SHUT_WR);
+  });
+  int err = -2;
+  std::string got = testutil::recvUntilEof(fd, &err);
+  sender.join();
+  EXPECT_EQ(err, 0);
+  EXPECT_EQ(got.size(), payload.size());
+  EXPECT_TRUE(got == payload);
+  close(fd);
+  rt.stop(0ms);
+  rt.join();
+}
+
 TEST(TcpTest, BufferRingExhaustionLosesNothing) {
   // Four 512-byte receive buffers per shard for 32 busy connections: receives constantly run out
   // of buffers and are re-armed.

@@ -57,9 +57,9 @@ class Args {
     a.text_ = text;
     auto names = [&] { return joinNames(params, [](const Param& p) { return p.name; }); };
     if (d.args.size() > params.size()) {
-      return bad("too many arguments", text,
-                 "(" + d.type + " takes at most " + std::to_string(params.size()) + ": " +
-                     names() + ")");
+      return bad(
+          "too many arguments", text,
+          "(" + d.type + " takes at most " + std::to_string(params.size()) + ": " + names() + ")");
     }
     for (size_t i = 0; i < d.args.size(); ++i) a.values_.emplace_back(params[i].name, d.args[i]);
     for (const auto& [key, value] : d.kwargs) {

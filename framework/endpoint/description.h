@@ -43,8 +43,8 @@ namespace whorl::endpoint {
 // {type "tcp", args {"8000"}, kwargs {{"interface", "::1"}}}.
 struct Description {
   std::string type;
-  std::vector<std::string> args;                              // positional, in order
-  std::vector<std::pair<std::string, std::string>> kwargs;   // key=value, in order, unique keys
+  std::vector<std::string> args;                            // positional, in order
+  std::vector<std::pair<std::string, std::string>> kwargs;  // key=value, in order, unique keys
 
   // The value of `key`, or nullptr when it was not given.
   const std::string* kwarg(std::string_view key) const;

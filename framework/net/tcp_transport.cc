@@ -65,12 +65,9 @@ void TcpTransport::onRecv(int res, uint32_t flags) {
     }
     shard_.buffers().recycle(bid);
   } else if (res == 0) {
+    // The peer finished sending. Once everything it sent is delivered (held_ may still have
+    // bytes from a pause), send what is pending and close: no byte is lost either way.
     eof_ = true;
-    if (state_ == State::kOpen) {
-      // The peer finished sending. Send what is still pending, then close: no byte is lost.
-      reason_ = Status::connectionDone();
-      state_ = State::kDisconnecting;
-    }
   } else if (res == -ENOBUFS) {
     shard_.stats().recvRearms.fetch_add(1, std::memory_order_relaxed);
   } else if (res != -ECANCELED) {
@@ -149,6 +146,10 @@ void TcpTransport::onTurnEnd() {
     ByteBuffer held;
     held.swap(held_);
     deliver(held.view());
+  }
+  if (state_ == State::kOpen && eof_ && held_.empty()) {
+    reason_ = Status::connectionDone();
+    state_ = State::kDisconnecting;
   }
   if (state_ == State::kOpen && !readingPaused_ && !recvArmed_ && !eof_) armRecv();
   startSend();

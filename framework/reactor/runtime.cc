@@ -82,7 +82,7 @@ Status Runtime::start() {
     join();
     return first;
   }
-  ringMode_ = shards_[0]->ring().mode();
+  ringMode_ = shards_[0]->ringMode();
   WHORL_LOG(kInfo, "whorl: %zu shard%s, io_uring set-up: %s", shards_.size(),
             shards_.size() == 1 ? "" : "s", ringMode_.c_str());
   return Status::ok();

@@ -176,6 +176,7 @@ void Shard::run(std::function<void(Status)> ready) {
     return;
   }
   ring_ = std::move(ring.value());
+  ringMode_ = ring_->mode();
   auto buffers = uring::ProvidedBufferRing::create(*ring_, options_.buffers);
   if (!buffers) {
     ready(buffers.status());

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -108,6 +109,8 @@ class Shard final : public api::Reactor {
   size_t residentCount() const { return residents_.size(); }
   ShardStats& stats() { return stats_; }
   Runtime* runtime() const { return runtime_; }
+  // The io_uring set-up mode; set before run() reports ready, constant after.
+  const std::string& ringMode() const { return ringMode_; }
 
   // Runs the loop on the calling thread until the shard has stopped. Used by Runtime.
   void run(std::function<void(Status)> ready);
@@ -131,6 +134,7 @@ class Shard final : public api::Reactor {
   ShardOptions options_;
   std::unique_ptr<uring::Ring> ring_;
   std::unique_ptr<uring::ProvidedBufferRing> buffers_;
+  std::string ringMode_;
 
   // Mailbox: an eventfd read on the ring wakes the shard.
   int eventFd_ = -1;
