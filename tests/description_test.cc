@@ -49,8 +49,8 @@ TEST(ParseDescription, KeywordsKeepTheirOrder) {
   ASSERT_TRUE(d.isOk()) << d.status().message();
   EXPECT_EQ(d->type, "tcp");
   EXPECT_TRUE(d->args.empty());
-  EXPECT_EQ(d->kwargs, (std::vector<KV>{{"port", "8000"}, {"interface", "127.0.0.1"},
-                                        {"backlog", "50"}}));
+  EXPECT_EQ(d->kwargs,
+            (std::vector<KV>{{"port", "8000"}, {"interface", "127.0.0.1"}, {"backlog", "50"}}));
   ASSERT_NE(d->kwarg("interface"), nullptr);
   EXPECT_EQ(*d->kwarg("interface"), "127.0.0.1");
   EXPECT_EQ(d->kwarg("host"), nullptr);
@@ -137,15 +137,15 @@ class FromStringTest : public ::testing::Test {
 };
 
 TEST_F(FromStringTest, ServerTypes) {
-  for (const char* text : {"tcp:8000", "tcp:port=8000:interface=127.0.0.1:backlog=50",
-                           "tcp:8000:127.0.0.1:50", "tcp:8000:interface=:backlog=1",
-                           "tcp:port=0"}) {
+  for (const char* text :
+       {"tcp:8000", "tcp:port=8000:interface=127.0.0.1:backlog=50", "tcp:8000:127.0.0.1:50",
+        "tcp:8000:interface=:backlog=1", "tcp:port=0"}) {
     auto e = serverFromString(runtime_, text);
     ASSERT_TRUE(e.isOk()) << text << ": " << e.status().message();
     EXPECT_NE(dynamic_cast<TCP4ServerEndpoint*>(e->get()), nullptr) << text;
   }
-  for (const char* text : {"tcp6:8000", "tcp6:8000:interface=\\:\\:1", "tcp6:port=1:interface=\\:\\:",
-                           "tcp6:65535:[\\:\\:1]"}) {
+  for (const char* text : {"tcp6:8000", "tcp6:8000:interface=\\:\\:1",
+                           "tcp6:port=1:interface=\\:\\:", "tcp6:65535:[\\:\\:1]"}) {
     auto e = serverFromString(runtime_, text);
     ASSERT_TRUE(e.isOk()) << text << ": " << e.status().message();
     EXPECT_NE(dynamic_cast<TCP6ServerEndpoint*>(e->get()), nullptr) << text;
@@ -153,8 +153,9 @@ TEST_F(FromStringTest, ServerTypes) {
 }
 
 TEST_F(FromStringTest, ServerErrors) {
-  expectInvalid(serverError("tcp:8000:interfce=x"),
-                "unknown key 'interfce' in \"tcp:8000:interfce=x\" (known: port, interface, backlog)");
+  expectInvalid(
+      serverError("tcp:8000:interfce=x"),
+      "unknown key 'interfce' in \"tcp:8000:interfce=x\" (known: port, interface, backlog)");
   expectInvalid(serverError("tcp:abc"), "port 'abc' is not a number 0-65535 in \"tcp:abc\"");
   expectInvalid(serverError("tcp:65536"), "port '65536' is not a number 0-65535 in \"tcp:65536\"");
   expectInvalid(serverError("tcp:-1"), "port '-1' is not a number 0-65535 in \"tcp:-1\"");
@@ -163,10 +164,13 @@ TEST_F(FromStringTest, ServerErrors) {
   expectInvalid(serverError("tcp:"), "port '' is not a number 0-65535 in \"tcp:\"");
   expectInvalid(serverError("tcp6:port=99999"),
                 "port '99999' is not a number 0-65535 in \"tcp6:port=99999\"");
-  expectInvalid(serverError("udp:53"), "unknown endpoint type 'udp' in \"udp:53\" (supported: tcp, tcp6)");
-  expectInvalid(serverError("TCP:53"), "unknown endpoint type 'TCP' in \"TCP:53\" (supported: tcp, tcp6)");
+  expectInvalid(serverError("udp:53"),
+                "unknown endpoint type 'udp' in \"udp:53\" (supported: tcp, tcp6)");
+  expectInvalid(serverError("TCP:53"),
+                "unknown endpoint type 'TCP' in \"TCP:53\" (supported: tcp, tcp6)");
   expectInvalid(serverError("tcp"), "missing port in \"tcp\"");
-  expectInvalid(serverError("tcp:interface=127.0.0.1"), "missing port in \"tcp:interface=127.0.0.1\"");
+  expectInvalid(serverError("tcp:interface=127.0.0.1"),
+                "missing port in \"tcp:interface=127.0.0.1\"");
   expectInvalid(serverError(""), "empty endpoint description \"\"");
   expectInvalid(serverError("tcp:80\\"), "trailing backslash in \"tcp:80\\\"");
   expectInvalid(serverError("tcp:80:port=81"),
@@ -174,8 +178,9 @@ TEST_F(FromStringTest, ServerErrors) {
   // Unescaped colons split the address into more (empty) positional fields.
   expectInvalid(serverError("tcp6:port=1:interface=::"),
                 "'port' given both positionally and as port= in \"tcp6:port=1:interface=::\"");
-  expectInvalid(serverError("tcp:1:2:3:4"),
-                "too many arguments in \"tcp:1:2:3:4\" (tcp takes at most 3: port, interface, backlog)");
+  expectInvalid(
+      serverError("tcp:1:2:3:4"),
+      "too many arguments in \"tcp:1:2:3:4\" (tcp takes at most 3: port, interface, backlog)");
   expectInvalid(serverError("tcp:80:interface=localhost"),
                 "interface 'localhost' is not an IPv4 address in \"tcp:80:interface=localhost\"");
   expectInvalid(serverError("tcp:80:interface=\\:\\:1"),
@@ -215,7 +220,8 @@ TEST_F(FromStringTest, ClientErrors) {
   for (const char* bad : {"abc", "0", "-1", "nan", "inf", "1s", "", "1e300"}) {
     std::string text = std::string("tcp:h:1:timeout=") + bad;
     expectInvalid(clientError(text), std::string("timeout '") + bad +
-                                         "' is not a positive number of seconds in \"" + text + "\"");
+                                         "' is not a positive number of seconds in \"" + text +
+                                         "\"");
   }
   expectInvalid(clientError(""), "empty endpoint description \"\"");
   expectInvalid(clientError("tcp:h:1\\"), "trailing backslash in \"tcp:h:1\\\"");
@@ -318,11 +324,10 @@ void expectClientEchoes(reactor::Runtime& runtime, const std::string& descriptio
   auto probe = std::make_shared<Probe>();
   auto connected = probe->connected.get_future();
   auto echoed = probe->echoed.get_future();
-  (*client)->connect(api::Factory::forProtocol<Greeter>(probe),
-                     [probe](Result<api::Protocol*> p) {
-                       EXPECT_NE(reactor::Shard::current(), nullptr);  // runs on the shard
-                       probe->connected.set_value(p.isOk() ? Status::ok() : p.status());
-                     });
+  (*client)->connect(api::Factory::forProtocol<Greeter>(probe), [probe](Result<api::Protocol*> p) {
+    EXPECT_NE(reactor::Shard::current(), nullptr);  // runs on the shard
+    probe->connected.set_value(p.isOk() ? Status::ok() : p.status());
+  });
   ASSERT_EQ(connected.wait_for(seconds(10)), std::future_status::ready);
   Status s = connected.get();
   ASSERT_TRUE(s.isOk()) << s.message();

@@ -54,7 +54,8 @@ class FakeReactor final : public api::Reactor {
     for (;;) {
       auto due = timers_.end();
       for (auto it = timers_.begin(); it != timers_.end(); ++it) {
-        if (it->second.when <= now_ && (due == timers_.end() || it->second.when < due->second.when)) {
+        if (it->second.when <= now_ &&
+            (due == timers_.end() || it->second.when < due->second.when)) {
           due = it;
         }
       }

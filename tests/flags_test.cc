@@ -169,8 +169,7 @@ TEST_F(FlagsTest, BadNumberLeavesTheDefault) {
 TEST_F(FlagsTest, PositionalArguments) {
   Status s = parse({"first", "--port=1", "second", "-x", "-", "--host", "h", "third"});
   ASSERT_TRUE(s.isOk()) << s.message();
-  EXPECT_EQ(flags_.positional(),
-            (std::vector<std::string>{"first", "second", "-x", "-", "third"}));
+  EXPECT_EQ(flags_.positional(), (std::vector<std::string>{"first", "second", "-x", "-", "third"}));
   EXPECT_EQ(port_, 1);
   EXPECT_EQ(host_, "h");
 }

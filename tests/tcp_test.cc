@@ -194,6 +194,70 @@ TEST(TcpTest, WhorlClientEchoesThroughHostnameEndpoint) {
   rt.join();
 }
 
+// Connects with HostnameEndpoint and echoes a short payload; returns the connect status.
+Status echoVia(reactor::Shard& shard, const std::string& host, uint16_t port) {
+  std::string payload = "hello via " + host;
+  std::promise<std::string> result;
+  std::promise<Status> connected;
+  endpoint::HostnameEndpoint client(shard, host, port);
+  client.connect(api::Factory::forProtocol<PayloadClient>(&payload, &result),
+                 [&](Result<api::Protocol*> r) { connected.set_value(r.status()); });
+  Status cs = connected.get_future().get();
+  if (!cs.isOk()) return cs;
+  std::string got = result.get_future().get();
+  return got == payload ? Status::ok() : Status(Status::Code::kIo, "echo mismatch: " + got);
+}
+
+TEST(TcpTest, Ipv6ServerEndpoints) {
+  reactor::Runtime rt(options(1));
+  ASSERT_TRUE(rt.start().isOk());
+  endpoint::TcpServerOptions so;
+  so.interface = "::1";
+  auto port = endpoint::TCP6ServerEndpoint(rt, 0, so).listen(api::Factory::forProtocol<Echo>());
+  ASSERT_TRUE(port.isOk()) << port.status().message();
+  EXPECT_EQ((*port)->getHost().host(), "::1");
+  Status s = echoVia(rt.shard(0), "::1", (*port)->getHost().port());
+  EXPECT_TRUE(s.isOk()) << s.message();
+  // "::" is dual-stack: IPv4 clients (and "localhost", whatever it resolves to) reach it too.
+  auto dual = endpoint::TCP6ServerEndpoint(rt, 0).listen(api::Factory::forProtocol<Echo>());
+  ASSERT_TRUE(dual.isOk()) << dual.status().message();
+  for (std::string host : {"localhost", "127.0.0.1", "::1"}) {
+    s = echoVia(rt.shard(0), host, (*dual)->getHost().port());
+    EXPECT_TRUE(s.isOk()) << host << ": " << s.message();
+  }
+  // TCP4ClientEndpoint refuses an IPv6 literal with a clear reason.
+  std::promise<Status> v4;
+  endpoint::TCP4ClientEndpoint(rt.shard(0), "::1", (*port)->getHost().port())
+      .connect(api::Factory::forProtocol<Echo>(), [&](Result<api::Protocol*> r) { v4.set_value(r.status()); });
+  s = v4.get_future().get();
+  EXPECT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("is not an IPv4 address"), std::string::npos) << s.message();
+  rt.stop(0ms);
+  rt.join();
+}
+
+TEST(TcpTest, ConnectorFallsBackToTheNextAddress) {
+  reactor::Runtime rt(options(1));
+  ASSERT_TRUE(rt.start().isOk());
+  auto port = listenLocal(rt, api::Factory::forProtocol<Echo>());
+  ASSERT_TRUE(port);
+  // [::1]:port has no listener (the server is IPv4-only): refused, then 127.0.0.1 works.
+  auto refused = Address::parse("::1", port->getHost().port());
+  std::string payload = "fallback";
+  std::promise<std::string> result;
+  std::promise<Status> connected;
+  rt.shard(0).post([&] {
+    net::connectTcp(rt.shard(0), {*refused, port->getHost()},
+                    api::Factory::forProtocol<PayloadClient>(&payload, &result), {},
+                    [&](Result<api::Protocol*> r) { connected.set_value(r.status()); });
+  });
+  Status cs = connected.get_future().get();
+  ASSERT_TRUE(cs.isOk()) << cs.message();
+  EXPECT_EQ(result.get_future().get(), payload);
+  rt.stop(0ms);
+  rt.join();
+}
+
 TEST(TcpTest, ConnectFailureReportsRefused) {
   reactor::Runtime rt(options(1));
   ASSERT_TRUE(rt.start().isOk());

@@ -1,5 +1,7 @@
 #include "framework/api/line_receiver.h"
 
+#include <algorithm>
+
 #include "framework/base/log.h"
 
 namespace whorl::api {
@@ -23,15 +25,67 @@ void LineReceiver::dataReceived(std::string_view data) {
 }
 
 void LineReceiver::process(std::string_view data) {
-  std::string joined;
-  if (buffer_.empty()) {
-    work_ = data;  // common case: no copy
-  } else {
-    buffer_.append(data);
-    joined.swap(buffer_);
-    work_ = joined;
+  const std::string& d = delimiter_;
+  if (halted()) {
+    buffer_.append(data);  // closing: keep, never deliver
+    return;
   }
+  work_ = data;
   pos_ = 0;
+  if (!buffer_.empty() && !rawMode_ && buffer_.find(d) == std::string::npos) {
+    // A partial line is buffered. Complete it with only the head of the new data (the rest is
+    // parsed in place), so a long line arriving in small pieces costs O(length), not O(length^2).
+    size_t lineEnd = std::string::npos;
+    size_t resume = 0;
+    // The delimiter may straddle the old and the new bytes; a longer overlap is an earlier match.
+    for (size_t k = std::min(d.size() - 1, buffer_.size()); k >= 1; --k) {
+      if (buffer_.compare(buffer_.size() - k, k, d, 0, k) == 0 && data.size() >= d.size() - k &&
+          data.compare(0, d.size() - k, std::string_view(d).substr(k)) == 0) {
+        lineEnd = buffer_.size() - k;
+        resume = d.size() - k;
+        break;
+      }
+    }
+    if (lineEnd == std::string::npos) {
+      size_t f = data.find(d);
+      if (f == std::string_view::npos) {
+        buffer_.append(data);
+        work_ = {};
+        // Only a line that cannot end within the limit is too long (the tail might be the
+        // first bytes of the delimiter).
+        if (buffer_.size() >= maxLength_ + d.size()) {
+          std::string partial;
+          partial.swap(buffer_);
+          lineLengthExceeded(partial);
+        }
+        return;
+      }
+      buffer_.append(data.substr(0, f));
+      lineEnd = buffer_.size();
+      resume = f + d.size();
+    }
+    std::string line;
+    line.swap(buffer_);
+    line.resize(lineEnd);
+    pos_ = resume;
+    if (line.size() > maxLength_) {
+      lineLengthExceeded(line);
+    } else {
+      lineReceived(line);
+    }
+  } else if (!buffer_.empty()) {
+    // Raw mode, or a delimiter change left complete lines in the buffer: parse it all in place.
+    buffer_.append(data);
+    std::string joined;
+    joined.swap(buffer_);
+    parse(joined);
+    return;
+  }
+  parse(work_);
+}
+
+void LineReceiver::parse(std::string_view chunk) {
+  work_ = chunk;
   while (pos_ < work_.size() && !halted()) {
     if (rawMode_) {
       std::string_view rest = work_.substr(pos_);
@@ -41,7 +95,7 @@ void LineReceiver::process(std::string_view data) {
     }
     size_t end = work_.find(delimiter_, pos_);
     if (end == std::string_view::npos) {
-      if (work_.size() - pos_ > maxLength_) {
+      if (work_.size() - pos_ >= maxLength_ + delimiter_.size()) {
         std::string_view partial = work_.substr(pos_);
         pos_ = work_.size();
         lineLengthExceeded(partial);

@@ -42,6 +42,7 @@ class LineReceiver : public Protocol {
 
  private:
   void process(std::string_view data);
+  void parse(std::string_view chunk);  // delivers lines of work_ from pos_
   bool halted() const;
 
   std::string delimiter_ = "\r\n";

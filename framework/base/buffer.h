@@ -69,13 +69,15 @@ class ByteBuffer {
  private:
   void grow(size_t n) {
     size_t live = size();
-    if (begin_ > 0 && capacity_ - live >= n && begin_ >= live) {
-      std::memmove(data_.get(), data(), live);  // compact: cheaper than growing
+    if (capacity_ - live >= n) {
+      // Enough room once the consumed prefix is reclaimed: slide the live bytes down instead of
+      // allocating, so steady use never reallocates.
+      std::memmove(data_.get(), data(), live);
       begin_ = 0;
       end_ = live;
       return;
     }
-    size_t cap = capacity_ ? capacity_ : 256;
+    size_t cap = capacity_ ? capacity_ * 2 : 256;
     while (cap < live + n) cap *= 2;
     std::unique_ptr<char[]> fresh(new char[cap]);
     if (live) std::memcpy(fresh.get(), data(), live);

@@ -97,6 +97,7 @@ Flags::Flag* Flags::find(std::string_view name) {
 
 Status Flags::parse(int argc, const char* const* argv) {
   positional_.clear();
+  helpRequested_ = false;
   bool onlyPositional = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];

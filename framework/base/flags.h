@@ -7,7 +7,8 @@
 //   flags.add("host", &host, "host to connect to");
 //   flags.parseOrExit(argc, argv);   // --help prints the flags and exits 0; errors exit 2
 //
-// Every flag is accepted as `--name value` and `--name=value`; booleans also as bare `--name`.
+// Every flag is accepted as `--name value` and `--name=value`; booleans as bare `--name` (true)
+// or `--name=false`.
 // Repeatable flags bind to a std::vector<std::string>. Arguments that are not flags are collected
 // in positional(). The Flags object holds pointers to the caller's variables; they must outlive it.
 #pragma once

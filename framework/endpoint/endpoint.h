@@ -64,12 +64,12 @@ class ClientEndpoint {
 struct TcpServerOptions {
   std::string interface;  // empty: all interfaces of the endpoint's family
   int backlog = 4096;
-  net::TransportOptions transport;
+  net::TransportOptions transport{};
 };
 
 struct TcpClientOptions {
   std::chrono::milliseconds timeout{30000};
-  net::TransportOptions transport;
+  net::TransportOptions transport{};
 };
 
 // Listens on IPv4 (TCP4ServerEndpoint) or IPv6 (TCP6ServerEndpoint) on every shard.

@@ -23,7 +23,7 @@ namespace whorl::net {
 
 struct ConnectOptions {
   std::chrono::milliseconds timeout{30000};  // per attempt
-  TransportOptions transport;
+  TransportOptions transport{};
 };
 
 using ConnectCallback = std::function<void(Result<api::Protocol*>)>;

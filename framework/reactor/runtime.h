@@ -25,8 +25,8 @@ struct RuntimeOptions {
   int shards = 0;            // 0: one per online CPU
   bool pinThreads = true;    // pin shard i to the i-th online CPU
   std::chrono::milliseconds drainTimeout{10000};
-  uring::RingOptions ring;
-  uring::BufferRingOptions buffers;
+  uring::RingOptions ring{};
+  uring::BufferRingOptions buffers{};
 };
 
 class Runtime {

@@ -74,8 +74,8 @@ struct ShardStats {
 struct ShardOptions {
   int index = 0;
   int cpu = -1;  // pin the thread to this CPU; -1 leaves it unpinned
-  uring::RingOptions ring;
-  uring::BufferRingOptions buffers;
+  uring::RingOptions ring{};
+  uring::BufferRingOptions buffers{};
 };
 
 class Shard final : public api::Reactor {
