@@ -34,6 +34,9 @@ class Protocol {
   virtual void dataReceived(std::string_view data) { (void)data; }
   // Exactly once per connection. reason.isCleanClose() for an orderly close.
   virtual void connectionLost(const Status& reason) { (void)reason; }
+  // TLS connections only: the handshake finished; the peer's certificate and the negotiated
+  // protocol are now known (see Transport). Writes made before this were queued and go out now.
+  virtual void handshakeCompleted() {}
 
   // Flow control (Twisted's IPushProducer, with the transport as consumer): called when more
   // than the high-water mark of written bytes is unsent, and again once it drains below the

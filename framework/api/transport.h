@@ -16,8 +16,16 @@
 #include <span>
 #include <string_view>
 
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "framework/api/reactor.h"
 #include "framework/base/address.h"
+
+// OpenSSL's certificate type, named without including OpenSSL (Twisted's transports hand out
+// the OpenSSL object too; wrap it as tls::Certificate).
+typedef struct x509_st X509;
 
 namespace whorl::api {
 
@@ -50,6 +58,16 @@ class Transport {
   virtual bool disconnecting() const = 0;
   // The event loop this transport lives on.
   virtual Reactor& reactor() = 0;
+
+  // TLS (Twisted's ISSLTransport). Plain transports answer "not TLS".
+  virtual bool isTLS() const { return false; }
+  // The peer's certificate once the handshake completed (null if none): tls::Certificate(it).
+  virtual std::shared_ptr<X509> getPeerCertificate() const { return nullptr; }
+  // The ALPN result, else the NPN result, else none.
+  virtual std::optional<std::string> negotiatedProtocol() const { return std::nullopt; }
+  virtual std::string tlsVersion() const { return {}; }  // "TLSv1.3"
+  virtual std::string cipher() const { return {}; }      // "TLS_AES_128_GCM_SHA256"
+  virtual bool sessionResumed() const { return false; }
 };
 
 }  // namespace whorl::api

@@ -1,0 +1,68 @@
+// TLS endpoints (Twisted's SSL4ServerEndpoint, SSL4ClientEndpoint, listenSSL, connectSSL).
+//
+//   auto cert = tls::PrivateCertificate::loadPEMFile("certs/server.pem").value();
+//   SSL4ServerEndpoint server(runtime, 8000, cert.options());
+//   auto port = server.listen(Factory::forProtocol<Echo>());   // TLS on every shard
+//
+//   auto options = tls::optionsForClientTLS("example.com", tls::trustRootFromCertificates({ca}));
+//   SSL4ClientEndpoint client(runtime.shard(0), "localhost", 8000, options.value());
+//   client.connect(factory, [](Result<Protocol*> p) { /* after the handshake, or why not */ });
+//
+// Unlike Twisted's, the client's connect result fires after the handshake by default (so a
+// verification failure is a failed connect, not a later connectionLost); set
+// waitForHandshake=false to get it at TCP connect time. The server context is built once in
+// listen() and shared by all shards; configuration errors are returned there.
+#pragma once
+
+#include <memory>
+
+#include "framework/endpoint/endpoint.h"
+#include "framework/tls/options.h"
+#include "framework/tls/tls_layer.h"
+
+namespace whorl::endpoint {
+
+class SSL4ServerEndpoint final : public ServerEndpoint {
+ public:
+  SSL4ServerEndpoint(reactor::Runtime& runtime, uint16_t port, tls::CertificateOptions options,
+                     TcpServerOptions tcp = {}, int family = AF_INET);
+  Result<std::unique_ptr<ListeningPort>> listen(std::shared_ptr<api::Factory> factory) override;
+
+ private:
+  reactor::Runtime& runtime_;
+  uint16_t port_;
+  tls::CertificateOptions options_;
+  TcpServerOptions tcp_;
+  int family_;
+};
+
+struct TlsClientConnectOptions {
+  bool waitForHandshake = true;
+};
+
+class SSL4ClientEndpoint final : public ClientEndpoint {
+ public:
+  SSL4ClientEndpoint(reactor::Shard& shard, std::string host, uint16_t port,
+                     tls::ClientTLSOptions options, TcpClientOptions tcp = {},
+                     TlsClientConnectOptions connect = {});
+  void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) override;
+
+ private:
+  reactor::Shard& shard_;
+  std::string host_;
+  uint16_t port_;
+  tls::ClientTLSOptions options_;
+  TcpClientOptions tcp_;
+  TlsClientConnectOptions connect_;
+};
+
+// Twisted's reactor.listenSSL / connectSSL conveniences.
+Result<std::unique_ptr<ListeningPort>> listenSSL(reactor::Runtime& runtime, uint16_t port,
+                                                 std::shared_ptr<api::Factory> factory,
+                                                 tls::CertificateOptions options,
+                                                 std::string interface = "");
+void connectSSL(reactor::Shard& shard, std::string host, uint16_t port,
+                std::shared_ptr<api::Factory> factory, tls::ClientTLSOptions options,
+                ConnectCallback done);
+
+}  // namespace whorl::endpoint

@@ -1,0 +1,536 @@
+#include "framework/tls/options.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+
+#include "framework/base/address.h"
+#include "framework/base/log.h"
+
+namespace whorl::tls {
+
+namespace {
+
+int versionCode(TLSVersion v) {
+  switch (v) {
+    case TLSVersion::SSLv3: return SSL3_VERSION;
+    case TLSVersion::TLSv1_0: return TLS1_VERSION;
+    case TLSVersion::TLSv1_1: return TLS1_1_VERSION;
+    case TLSVersion::TLSv1_2: return TLS1_2_VERSION;
+    case TLSVersion::TLSv1_3: return TLS1_3_VERSION;
+  }
+  return TLS1_2_VERSION;
+}
+
+std::string formatTime(std::chrono::system_clock::time_point t) {
+  time_t tt = std::chrono::system_clock::to_time_t(t);
+  tm utc;
+  gmtime_r(&tt, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return buf;
+}
+
+// SSLKEYLOGFILE: NSS key-log lines so a capture can be decrypted in Wireshark. Opt-in by the
+// environment variable, as in browsers and curl.
+std::mutex g_keylogMu;
+FILE* g_keylog = nullptr;
+bool g_keylogChecked = false;
+
+void keylogCallback(const SSL*, const char* line) {
+  std::lock_guard<std::mutex> lock(g_keylogMu);
+  if (g_keylog != nullptr) {
+    std::fprintf(g_keylog, "%s\n", line);
+    std::fflush(g_keylog);
+  }
+}
+
+void maybeEnableKeylog(SSL_CTX* ctx) {
+  {
+    std::lock_guard<std::mutex> lock(g_keylogMu);
+    if (!g_keylogChecked) {
+      g_keylogChecked = true;
+      const char* path = std::getenv("SSLKEYLOGFILE");
+      if (path != nullptr && *path != '\0') {
+        g_keylog = std::fopen(path, "a");
+        if (g_keylog == nullptr) {
+          WHORL_LOG(kWarning, "SSLKEYLOGFILE=%s: cannot open: %s", path, std::strerror(errno));
+        } else {
+          WHORL_LOG(kWarning, "SSLKEYLOGFILE=%s: writing TLS secrets; do not use in production", path);
+        }
+      }
+    }
+    if (g_keylog == nullptr) return;
+  }
+  SSL_CTX_set_keylog_callback(ctx, keylogCallback);
+}
+
+int verifyCallback(int ok, X509_STORE_CTX* sctx) {
+  if (ok) return ok;
+  SSL* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* vf = ssl ? static_cast<VerifyFailure*>(SSL_get_ex_data(ssl, TlsContext::verifyIndex())) : nullptr;
+  if (vf != nullptr && vf->error == 0) {
+    vf->error = X509_STORE_CTX_get_error(sctx);
+    vf->depth = X509_STORE_CTX_get_error_depth(sctx);
+    X509* failing = X509_STORE_CTX_get_current_cert(sctx);
+    if (failing != nullptr) {
+      X509_up_ref(failing);
+      Certificate c(std::shared_ptr<X509>(failing, X509_free));
+      vf->certificate = c.toString();
+      vf->notAfter = formatTime(c.notAfter());
+      vf->notBefore = formatTime(c.notBefore());
+    }
+    X509* leaf = X509_STORE_CTX_get0_cert(sctx);
+    if (leaf != nullptr) {
+      X509_up_ref(leaf);
+      Certificate c(std::shared_ptr<X509>(leaf, X509_free));
+      vf->leafNames = c.subjectAltNames();
+      if (vf->leafNames.empty()) vf->leafNames.push_back("CN=" + c.commonName());
+    }
+  }
+  return ok;
+}
+
+// The seed's rule for the selecting side: the earliest protocol in our own list that the peer
+// also offers. No overlap fails the handshake rather than leaving the protocol ambiguous.
+bool selectProtocol(const std::vector<std::string>& ours, const unsigned char* theirs,
+                    unsigned theirsLen, const unsigned char** out, unsigned char* outLen) {
+  for (const auto& p : ours) {
+    unsigned i = 0;
+    while (i < theirsLen) {
+      unsigned len = theirs[i];
+      if (i + 1 + len > theirsLen) break;
+      if (len == p.size() && std::memcmp(theirs + i + 1, p.data(), len) == 0) {
+        *out = theirs + i + 1;
+        *outLen = static_cast<unsigned char>(len);
+        return true;
+      }
+      i += 1 + len;
+    }
+  }
+  return false;
+}
+
+std::string wireProtocols(const std::vector<std::string>& protocols) {
+  std::string wire;
+  for (const auto& p : protocols) {
+    wire.push_back(static_cast<char>(p.size()));
+    wire += p;
+  }
+  return wire;
+}
+
+const TlsContext* contextOf(SSL* ssl) {
+  return static_cast<const TlsContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), TlsContext::contextIndex()));
+}
+
+int alpnSelect(SSL* ssl, const unsigned char** out, unsigned char* outLen, const unsigned char* in,
+               unsigned inLen, void*) {
+  const TlsContext* ctx = contextOf(ssl);
+  if (ctx == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  if (selectProtocol(ctx->acceptableProtocols(), in, inLen, out, outLen)) return SSL_TLSEXT_ERR_OK;
+  return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol
+}
+
+int npnAdvertise(SSL* ssl, const unsigned char** out, unsigned* outLen, void* arg) {
+  (void)ssl;
+  auto* wire = static_cast<std::string*>(arg);
+  *out = reinterpret_cast<const unsigned char*>(wire->data());
+  *outLen = static_cast<unsigned>(wire->size());
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int npnSelect(SSL* ssl, unsigned char** out, unsigned char* outLen, const unsigned char* in,
+              unsigned inLen, void*) {
+  const TlsContext* ctx = contextOf(ssl);
+  if (ctx == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  const unsigned char* chosen = nullptr;
+  if (selectProtocol(ctx->acceptableProtocols(), in, inLen, &chosen, outLen)) {
+    *out = const_cast<unsigned char*>(chosen);
+    return SSL_TLSEXT_ERR_OK;
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+int newSessionCallback(SSL* ssl, SSL_SESSION* session) {
+  const TlsContext* ctx = contextOf(ssl);
+  if (ctx == nullptr) return 0;
+  ctx->storeSession(session);
+  return 1;  // we keep the reference
+}
+
+int serverNameCallback(SSL* ssl, int*, void*) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  const TlsContext* ctx = contextOf(ssl);
+  if (ctx == nullptr) return SSL_TLSEXT_ERR_OK;
+  for (const auto& [host, sctx] : ctx->sniContexts()) {
+    if (strcasecmp(host.c_str(), name) == 0) {
+      SSL_set_SSL_CTX(ssl, sctx);
+      break;
+    }
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// Settings shared by the main and the per-SNI server contexts.
+Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& range,
+                       const std::optional<AcceptableCiphers>& ciphers) {
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (range.first < TLSVersion::TLSv1_2) {
+    // OpenSSL 3 refuses TLS 1.0/1.1 handshakes (SHA-1 signatures) above security level 0; the
+    // caller asked for them explicitly with insecurelyLowerMinimumTo.
+    SSL_CTX_set_security_level(ctx, 0);
+  }
+  if (SSL_CTX_set_min_proto_version(ctx, versionCode(range.first)) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, versionCode(range.second)) != 1) {
+    return Status(Status::Code::kTls, std::string("this OpenSSL cannot use TLS versions ") +
+                                          toString(range.first) + " to " + toString(range.second) +
+                                          ": " + takeOpenSSLErrors());
+  }
+  if (ciphers) {
+    if (SSL_CTX_set_cipher_list(ctx, ciphers->tls12().c_str()) != 1) {
+      return Status(Status::Code::kTls, "acceptableCiphers '" + ciphers->tls12() + "': " + takeOpenSSLErrors());
+    }
+    if (SSL_CTX_set_ciphersuites(ctx, ciphers->tls13().c_str()) != 1) {
+      return Status(Status::Code::kTls, "acceptableCiphers (TLS 1.3) '" + ciphers->tls13() + "': " + takeOpenSSLErrors());
+    }
+  }
+  maybeEnableKeylog(ctx);
+  return Status::ok();
+}
+
+Status useIdentity(SSL_CTX* ctx, const Certificate& cert, const KeyPair& key,
+                   const std::vector<Certificate>& chain) {
+  if (SSL_CTX_use_certificate(ctx, cert.raw()) != 1) {
+    return Status(Status::Code::kTls, "cannot use certificate " + cert.toString() + ": " + takeOpenSSLErrors());
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, key.raw()) != 1) {
+    return Status(Status::Code::kTls, "cannot use private key: " + takeOpenSSLErrors());
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    return Status(Status::Code::kTls, "private key does not match certificate " + cert.toString());
+  }
+  for (const auto& c : chain) {
+    if (SSL_CTX_add1_chain_cert(ctx, c.raw()) != 1) {
+      return Status(Status::Code::kTls, "cannot add chain certificate " + c.toString() + ": " + takeOpenSSLErrors());
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+const char* toString(TLSVersion v) {
+  switch (v) {
+    case TLSVersion::SSLv3: return "SSLv3";
+    case TLSVersion::TLSv1_0: return "TLSv1_0";
+    case TLSVersion::TLSv1_1: return "TLSv1_1";
+    case TLSVersion::TLSv1_2: return "TLSv1_2";
+    case TLSVersion::TLSv1_3: return "TLSv1_3";
+  }
+  return "?";
+}
+
+Result<TLSVersion> parseTLSVersion(std::string_view text) {
+  std::string t(text);
+  for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (t == "sslv3" || t == "ssl3") return TLSVersion::SSLv3;
+  if (t == "tlsv1_0" || t == "tlsv1.0" || t == "tlsv1" || t == "1.0") return TLSVersion::TLSv1_0;
+  if (t == "tlsv1_1" || t == "tlsv1.1" || t == "1.1") return TLSVersion::TLSv1_1;
+  if (t == "tlsv1_2" || t == "tlsv1.2" || t == "1.2") return TLSVersion::TLSv1_2;
+  if (t == "tlsv1_3" || t == "tlsv1.3" || t == "1.3") return TLSVersion::TLSv1_3;
+  return Status::invalidArgument("unknown TLS version '" + std::string(text) +
+                                 "' (known: SSLv3, TLSv1_0, TLSv1_1, TLSv1_2, TLSv1_3)");
+}
+
+Result<AcceptableCiphers> AcceptableCiphers::fromOpenSSLCipherString(std::string tls12,
+                                                                      std::string tls13) {
+  SSL_CTX* probe = SSL_CTX_new(TLS_method());
+  if (probe == nullptr) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
+  bool ok12 = tls12.empty() || SSL_CTX_set_cipher_list(probe, tls12.c_str()) == 1;
+  ERR_clear_error();
+  bool ok13 = tls13.empty() || SSL_CTX_set_ciphersuites(probe, tls13.c_str()) == 1;
+  ERR_clear_error();
+  SSL_CTX_free(probe);
+  if ((tls12.empty() || !ok12) && (tls13.empty() || !ok13)) {
+    return Status::invalidArgument("the cipher selection '" + tls12 + "' / '" + tls13 +
+                                   "' matches no cipher this OpenSSL supports");
+  }
+  if (!ok12) return Status::invalidArgument("the cipher string '" + tls12 + "' matches no cipher");
+  if (!ok13) return Status::invalidArgument("the TLS 1.3 ciphersuites '" + tls13 + "' match no cipher");
+  AcceptableCiphers c;
+  // An empty list disables that family explicitly ("" is not "default").
+  c.tls12_ = tls12.empty() ? "!ALL" : tls12;
+  c.tls13_ = tls13;
+  return c;
+}
+
+unsigned protocolNegotiationMechanisms() {
+  unsigned m = kALPN;
+#ifndef OPENSSL_NO_NEXTPROTONEG
+  m |= kNPN;
+#endif
+  return m;
+}
+
+namespace {
+Result<std::pair<TLSVersion, TLSVersion>> computeRange(std::optional<TLSVersion> raise,
+                                                       std::optional<TLSVersion> lower,
+                                                       std::optional<TLSVersion> maximum) {
+  if (raise && lower) {
+    return Status::invalidArgument(
+        "raiseMinimumTo and insecurelyLowerMinimumTo cannot be used together");
+  }
+  TLSVersion min = kDefaultMinimumTLSVersion;
+  if (raise) min = std::max(*raise, kDefaultMinimumTLSVersion);
+  if (lower) min = *lower;
+  TLSVersion max = maximum.value_or(TLSVersion::TLSv1_3);
+  if (min > max) {
+    return Status::invalidArgument(std::string("the minimum TLS version ") + toString(min) +
+                                   " is above the maximum " + toString(max));
+  }
+#ifdef OPENSSL_NO_SSL3
+  if (min == TLSVersion::SSLv3) {
+    return Status::invalidArgument(
+        "SSLv3 was requested but this OpenSSL is built without it (no-ssl3)");
+  }
+#endif
+  return std::make_pair(min, max);
+}
+}  // namespace
+
+Result<std::pair<TLSVersion, TLSVersion>> CertificateOptions::versionRange() const {
+  return computeRange(raiseMinimumTo, insecurelyLowerMinimumTo, lowerMaximumSecurityTo);
+}
+
+int TlsContext::verifyIndex() {
+  static int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+int TlsContext::contextIndex() {
+  static int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+TlsContext::~TlsContext() {
+  if (cachedSession_ != nullptr) SSL_SESSION_free(cachedSession_);
+  for (SSL_CTX* c : sniOwned_) SSL_CTX_free(c);
+  if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+}
+
+void TlsContext::storeSession(SSL_SESSION* session) const {
+  std::lock_guard<std::mutex> lock(sessionMu_);
+  if (cachedSession_ != nullptr) SSL_SESSION_free(cachedSession_);
+  cachedSession_ = session;
+}
+
+Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
+  auto range = versionRange();
+  if (!range) return range.status();
+  if (!certificate.valid() || !privateKey.valid()) {
+    return Status::invalidArgument("a TLS server needs a certificate and its private key");
+  }
+  std::shared_ptr<TlsContext> tc(new TlsContext());
+  tc->role_ = TlsContext::Role::kServer;
+  tc->handshakeTimeout_ = handshakeTimeout;
+  tc->protocols_ = acceptableProtocols;
+
+  auto build = [&](const Certificate& cert, const KeyPair& key,
+                   const std::vector<Certificate>& chain) -> Result<SSL_CTX*> {
+    ERR_clear_error();
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == nullptr) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
+    auto fail = [ctx](Status s) -> Result<SSL_CTX*> {
+      SSL_CTX_free(ctx);
+      return s;
+    };
+    SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
+    if (Status s = configureCommon(ctx, *range, acceptableCiphers); !s.isOk()) return fail(s);
+    if (Status s = useIdentity(ctx, cert, key, chain); !s.isOk()) return fail(s);
+    if (!enableSessionTickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    static const unsigned char kSessionContext[] = "whorl";
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
+    if (dhParameters) {
+      EVP_PKEY* dh = dhParameters->raw();
+      EVP_PKEY_up_ref(dh);
+      if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
+        EVP_PKEY_free(dh);
+        return fail(Status(Status::Code::kTls, "dhParameters: " + takeOpenSSLErrors()));
+      }
+    }
+    if (trustRoot) {
+      X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+      if (Status s = trustRoot->addTo(store); !s.isOk()) return fail(s);
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verifyCallback);
+      SSL_CTX_set_verify_depth(ctx, verifyDepth);
+      // Tell clients which authorities we accept.
+      STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+      for (const auto& c : trustRoot->certificates()) {
+        sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(c.raw())));
+      }
+      SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (!acceptableProtocols.empty()) {
+      SSL_CTX_set_alpn_select_cb(ctx, alpnSelect, nullptr);
+    }
+    return ctx;
+  };
+
+  auto main = build(certificate, privateKey, extraCertChain);
+  if (!main) return main.status();
+  tc->ctx_ = *main;
+#ifndef OPENSSL_NO_NEXTPROTONEG
+  std::string* npnWire = nullptr;
+  if (!acceptableProtocols.empty()) {
+    // Owned by the context through ex_data-free storage: keep it alongside the protocols.
+    npnWire = new std::string(wireProtocols(acceptableProtocols));
+  }
+#endif
+  for (const auto& pc : sniCertificates) {
+    auto sctx = build(pc.certificate(), pc.privateKey(), pc.chain());
+    if (!sctx) return sctx.status().withContext("sniCertificates");
+    tc->sniOwned_.push_back(*sctx);
+    bool named = false;
+    for (const auto& san : pc.certificate().subjectAltNames()) {
+      if (san.rfind("DNS:", 0) == 0) {
+        tc->sni_.emplace_back(san.substr(4), *sctx);
+        named = true;
+      }
+    }
+    if (!named) tc->sni_.emplace_back(pc.certificate().commonName(), *sctx);
+  }
+  if (!tc->sni_.empty()) SSL_CTX_set_tlsext_servername_callback(tc->ctx_, serverNameCallback);
+#ifndef OPENSSL_NO_NEXTPROTONEG
+  if (npnWire != nullptr) {
+    tc->npnWire_.reset(npnWire);
+    SSL_CTX_set_next_protos_advertised_cb(tc->ctx_, npnAdvertise, tc->npnWire_.get());
+    for (auto& [name, c] : tc->sni_) SSL_CTX_set_next_protos_advertised_cb(c, npnAdvertise, tc->npnWire_.get());
+  }
+#endif
+  return tc;
+}
+
+Result<ClientTLSOptions> optionsForClientTLS(std::string hostname, std::optional<TrustRoot> trustRoot,
+                                             std::optional<PrivateCertificate> clientCertificate,
+                                             std::vector<std::string> acceptableProtocols,
+                                             ClientTLSExtras extras) {
+  if (hostname.empty()) return Status::invalidArgument("optionsForClientTLS needs a hostname");
+  auto range = computeRange(extras.raiseMinimumTo, extras.insecurelyLowerMinimumTo,
+                            extras.lowerMaximumSecurityTo);
+  if (!range) return range.status();
+  if (!trustRoot) {
+    auto platform = platformTrust();
+    if (!platform) return platform.status();
+    trustRoot = *platform;
+  }
+  ERR_clear_error();
+  std::shared_ptr<TlsContext> tc(new TlsContext());
+  tc->role_ = TlsContext::Role::kClient;
+  tc->hostname_ = hostname;
+  tc->hostnameIsIp_ = isIpLiteral(hostname);
+  tc->handshakeTimeout_ = extras.handshakeTimeout;
+  tc->protocols_ = acceptableProtocols;
+  tc->resumeSessions_ = extras.resumeSessions;
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
+  tc->ctx_ = ctx;
+  SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
+  WHORL_RETURN_IF_ERROR(configureCommon(ctx, *range, extras.acceptableCiphers));
+  WHORL_RETURN_IF_ERROR(trustRoot->addTo(SSL_CTX_get_cert_store(ctx)));
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verifyCallback);
+  if (clientCertificate) {
+    WHORL_RETURN_IF_ERROR(useIdentity(ctx, clientCertificate->certificate(),
+                                      clientCertificate->privateKey(), clientCertificate->chain()));
+  }
+  if (!acceptableProtocols.empty()) {
+    std::string wire = wireProtocols(acceptableProtocols);
+    if (SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(wire.data()),
+                                static_cast<unsigned>(wire.size())) != 0) {
+      return Status(Status::Code::kTls, "ALPN protocols: " + takeOpenSSLErrors());
+    }
+#ifndef OPENSSL_NO_NEXTPROTONEG
+    SSL_CTX_set_next_proto_select_cb(ctx, npnSelect, nullptr);
+#endif
+  }
+  if (extras.resumeSessions) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, newSessionCallback);
+  }
+  return ClientTLSOptions{tc};
+}
+
+Result<SSL*> TlsContext::newSSL(VerifyFailure* verify) const {
+  ERR_clear_error();
+  SSL* ssl = SSL_new(ctx_);
+  if (ssl == nullptr) return Status(Status::Code::kTls, "SSL_new: " + takeOpenSSLErrors());
+  SSL_set_ex_data(ssl, verifyIndex(), verify);
+  if (role_ == Role::kServer) {
+    SSL_set_accept_state(ssl);
+    return ssl;
+  }
+  SSL_set_connect_state(ssl);
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  if (hostnameIsIp_) {
+    std::string ip = hostname_;
+    if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+    X509_VERIFY_PARAM_set1_ip_asc(param, ip.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl, hostname_.c_str());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_VERIFY_PARAM_set1_host(param, hostname_.c_str(), 0);
+  }
+  if (resumeSessions_) {
+    std::lock_guard<std::mutex> lock(sessionMu_);
+    if (cachedSession_ != nullptr && SSL_SESSION_is_resumable(cachedSession_)) {
+      SSL_set_session(ssl, cachedSession_);
+    }
+  }
+  return ssl;
+}
+
+std::string TlsContext::describeFailure(SSL* ssl, const VerifyFailure& vf,
+                                        const std::string& errors) const {
+  (void)ssl;
+  if (vf.error != 0) {
+    std::string got;
+    for (const auto& n : vf.leafNames) got += (got.empty() ? "" : ", ") + n;
+    switch (vf.error) {
+      case X509_V_ERR_HOSTNAME_MISMATCH:
+        return "certificate verify failed: hostname mismatch: wanted " + hostname_ + ", got " + got;
+      case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return "certificate verify failed: IP address mismatch: wanted " + hostname_ + ", got " + got;
+      case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "certificate verify failed: certificate has expired: " + vf.certificate +
+               " expired " + vf.notAfter;
+      case X509_V_ERR_CERT_NOT_YET_VALID:
+        return "certificate verify failed: certificate is not yet valid: " + vf.certificate +
+               " is valid from " + vf.notBefore;
+      case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+      case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+      case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+      case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return std::string("certificate verify failed: unknown authority (") +
+               X509_verify_cert_error_string(vf.error) + "): " + vf.certificate +
+               " is not anchored in the trusted roots";
+      default:
+        return std::string("certificate verify failed: ") + X509_verify_cert_error_string(vf.error) +
+               ": " + vf.certificate;
+    }
+  }
+  return errors.empty() ? "TLS handshake failed" : errors;
+}
+
+}  // namespace whorl::tls

@@ -1,0 +1,179 @@
+// TLS configuration (Twisted's CertificateOptions, optionsForClientTLS, TLSVersion,
+// AcceptableCiphers, protocolNegotiationMechanisms) and the TlsContext built from it.
+//
+//   // Server: the seed's certificate.options(), plus choices.
+//   auto cert = PrivateCertificate::loadPEMFile("certs/server.pem").value();
+//   CertificateOptions opts = cert.options();
+//   opts.raiseMinimumTo = TLSVersion::TLSv1_3;
+//   opts.acceptableProtocols = {"h2", "http/1.1"};
+//   auto ctx = opts.context();                 // Result<shared_ptr<TlsContext>>: errors here
+//
+//   // Client: verify "example.com" against a private authority.
+//   auto client = optionsForClientTLS("example.com", trustRootFromCertificates({authority}));
+//
+// Version rules follow the seed: the default floor is TLSv1_2; raiseMinimumTo never lowers it;
+// insecurelyLowerMinimumTo sets it exactly; raiseMinimumTo together with insecurelyLowerMinimumTo
+// is an error, as is a minimum above the maximum; lowerMaximumSecurityTo is inclusive (unlike
+// Twisted, TLSv1_2 there still allows 1.2). A TlsContext owns one SSL_CTX (plus one per SNI
+// name), is immutable once built, and is shared by every shard and connection that uses it
+// (OpenSSL makes SSL_new on a shared SSL_CTX thread-safe); the client session cache inside it is
+// guarded by a mutex.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framework/base/status.h"
+#include "framework/tls/certificate.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+typedef struct ssl_session_st SSL_SESSION;
+
+namespace whorl::tls {
+
+enum class TLSVersion { SSLv3, TLSv1_0, TLSv1_1, TLSv1_2, TLSv1_3 };
+inline constexpr TLSVersion kDefaultMinimumTLSVersion = TLSVersion::TLSv1_2;
+const char* toString(TLSVersion v);
+// Accepts "TLSv1_2", "TLSv1.2", "1.2", "SSLv3".
+Result<TLSVersion> parseTLSVersion(std::string_view text);
+
+// The cipher selection (Twisted's IAcceptableCiphers). TLS 1.2 and below use an OpenSSL cipher
+// string; TLS 1.3 its ciphersuite list.
+class AcceptableCiphers {
+ public:
+  // Fails when the strings select no cipher at all.
+  static Result<AcceptableCiphers> fromOpenSSLCipherString(
+      std::string tls12, std::string tls13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                             "TLS_CHACHA20_POLY1305_SHA256");
+  const std::string& tls12() const { return tls12_; }
+  const std::string& tls13() const { return tls13_; }
+
+ private:
+  std::string tls12_;
+  std::string tls13_;
+};
+
+// Which protocol negotiation extensions this OpenSSL offers (Twisted's ProtocolNegotiationSupport).
+enum ProtocolNegotiationSupport : unsigned { kNoNegotiation = 0, kNPN = 1, kALPN = 2 };
+unsigned protocolNegotiationMechanisms();
+
+class TlsContext;
+
+struct CertificateOptions {
+  KeyPair privateKey;
+  Certificate certificate;
+  std::vector<Certificate> extraCertChain;
+  // Server: when set, clients must present a certificate anchored in it (client authentication).
+  // Client (rarely used directly): the authorities for the server certificate.
+  std::optional<TrustRoot> trustRoot;
+  int verifyDepth = 9;
+  std::optional<DiffieHellmanParameters> dhParameters;
+  std::optional<AcceptableCiphers> acceptableCiphers;
+  // ALPN and NPN, in preference order.
+  std::vector<std::string> acceptableProtocols;
+  bool enableSessionTickets = true;
+  std::optional<TLSVersion> raiseMinimumTo;
+  std::optional<TLSVersion> insecurelyLowerMinimumTo;
+  std::optional<TLSVersion> lowerMaximumSecurityTo;
+  // Server-side SNI: certificates chosen by the name the client asks for; `certificate` is the
+  // default for other names and for clients that send none.
+  std::vector<PrivateCertificate> sniCertificates;
+  std::chrono::milliseconds handshakeTimeout{10000};
+
+  // The negotiable range after applying the rules above, or the error.
+  Result<std::pair<TLSVersion, TLSVersion>> versionRange() const;
+  // A server context; errors name the bad option.
+  Result<std::shared_ptr<TlsContext>> context() const;
+};
+
+// Client options beyond the seed's four parameters.
+struct ClientTLSExtras {
+  std::optional<TLSVersion> raiseMinimumTo;
+  std::optional<TLSVersion> insecurelyLowerMinimumTo;
+  std::optional<TLSVersion> lowerMaximumSecurityTo;
+  std::optional<AcceptableCiphers> acceptableCiphers;
+  std::chrono::milliseconds handshakeTimeout{10000};
+  bool resumeSessions = true;
+};
+
+// A client context bound to the name the server must prove (Twisted's ClientTLSOptions).
+struct ClientTLSOptions {
+  std::shared_ptr<TlsContext> context;
+};
+
+// The seed's optionsForClientTLS: SNI for names (not for IP literals), chain verification
+// against `trustRoot` (default: platformTrust()), and RFC 6125 name checks: DNS-ID against DNS
+// SANs (a wildcard only as the whole left-most label, never matching an xn-- label), IP literals
+// against IP SANs, the CN only when the certificate has no SAN.
+Result<ClientTLSOptions> optionsForClientTLS(std::string hostname,
+                                             std::optional<TrustRoot> trustRoot = std::nullopt,
+                                             std::optional<PrivateCertificate> clientCertificate =
+                                                 std::nullopt,
+                                             std::vector<std::string> acceptableProtocols = {},
+                                             ClientTLSExtras extras = {});
+
+// Why certificate verification failed, recorded during the handshake (see TlsContext).
+struct VerifyFailure {
+  int error = 0;  // X509_V_ERR_*, 0 if verification did not fail
+  int depth = 0;
+  std::string certificate;      // toString() of the failing certificate
+  std::string notAfter;         // for expiry errors
+  std::string notBefore;
+  std::vector<std::string> leafNames;  // SANs (or CN) of the peer's leaf certificate
+};
+
+class TlsContext {
+ public:
+  enum class Role { kClient, kServer };
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  Role role() const { return role_; }
+  // Client: the name the server certificate must match (and the SNI, unless an IP literal).
+  const std::string& hostname() const { return hostname_; }
+  std::chrono::milliseconds handshakeTimeout() const { return handshakeTimeout_; }
+  const std::vector<std::string>& acceptableProtocols() const { return protocols_; }
+  SSL_CTX* raw() const { return ctx_; }
+
+  // A new SSL object for one connection in this context's role (client: SNI, name checks and a
+  // cached session to resume). `verify` receives verification failure details; it must outlive
+  // the SSL object.
+  Result<SSL*> newSSL(VerifyFailure* verify) const;
+  // The reason a handshake failed, in words a person can act on.
+  std::string describeFailure(SSL* ssl, const VerifyFailure& verify,
+                              const std::string& openSSLErrors) const;
+
+  // Internal: OpenSSL callbacks reach the context through these.
+  static int verifyIndex();
+  static int contextIndex();
+  void storeSession(SSL_SESSION* session) const;
+  const std::vector<std::pair<std::string, SSL_CTX*>>& sniContexts() const { return sni_; }
+
+ private:
+  friend struct CertificateOptions;
+  friend Result<ClientTLSOptions> optionsForClientTLS(std::string, std::optional<TrustRoot>,
+                                                      std::optional<PrivateCertificate>,
+                                                      std::vector<std::string>, ClientTLSExtras);
+  TlsContext() = default;
+
+  Role role_ = Role::kServer;
+  SSL_CTX* ctx_ = nullptr;
+  std::vector<std::pair<std::string, SSL_CTX*>> sni_;  // name -> context (not owning)
+  std::vector<SSL_CTX*> sniOwned_;
+  std::string hostname_;
+  bool hostnameIsIp_ = false;
+  std::chrono::milliseconds handshakeTimeout_{10000};
+  std::vector<std::string> protocols_;
+  std::unique_ptr<std::string> npnWire_;  // NPN advertisement, length-prefixed
+  bool resumeSessions_ = true;
+  mutable std::mutex sessionMu_;
+  mutable SSL_SESSION* cachedSession_ = nullptr;
+};
+
+}  // namespace whorl::tls

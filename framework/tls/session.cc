@@ -1,0 +1,207 @@
+#include "framework/tls/session.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cstring>
+
+namespace whorl::tls {
+
+// The session's own BIO: writes append to out_, reads take from in_ and then from the caller's
+// view, so ciphertext is parsed where it was received and copied only when a record is cut.
+const BIO_METHOD* TlsSession::bioMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "whorl-session");
+    BIO_meth_set_write_ex(m, &TlsSession::bioWrite);
+    BIO_meth_set_read_ex(m, &TlsSession::bioRead);
+    BIO_meth_set_ctrl(m, &TlsSession::bioCtrl);
+    BIO_meth_set_create(m, [](BIO* b) {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+int TlsSession::bioWrite(BIO* b, const char* data, size_t len, size_t* written) {
+  auto* self = static_cast<TlsSession*>(BIO_get_data(b));
+  self->out_.append(std::string_view(data, len));
+  *written = len;
+  return 1;
+}
+
+int TlsSession::bioRead(BIO* b, char* data, size_t len, size_t* read) {
+  auto* self = static_cast<TlsSession*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  size_t n = 0;
+  if (!self->in_.empty()) {
+    n = std::min(len, self->in_.size());
+    std::memcpy(data, self->in_.data(), n);
+    self->in_.consume(n);
+  }
+  if (n < len && !self->view_.empty()) {
+    size_t m = std::min(len - n, self->view_.size());
+    std::memcpy(data + n, self->view_.data(), m);
+    self->view_.remove_prefix(m);
+    n += m;
+  }
+  if (n == 0) {
+    BIO_set_retry_read(b);
+    *read = 0;
+    return 0;
+  }
+  *read = n;
+  return 1;
+}
+
+long TlsSession::bioCtrl(BIO* b, int cmd, long, void*) {
+  auto* self = static_cast<TlsSession*>(BIO_get_data(b));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(self->bufferedInput());
+    case BIO_CTRL_WPENDING:
+      return static_cast<long>(self->out_.size());
+    default:
+      return 0;
+  }
+}
+
+Result<std::unique_ptr<TlsSession>> TlsSession::create(std::shared_ptr<TlsContext> context) {
+  std::unique_ptr<TlsSession> s(new TlsSession());
+  s->context_ = std::move(context);
+  auto ssl = s->context_->newSSL(&s->verify_);
+  if (!ssl) return ssl.status();
+  s->ssl_ = *ssl;
+  BIO* bio = BIO_new(bioMethod());
+  if (bio == nullptr) return Status(Status::Code::kTls, "BIO_new: " + takeOpenSSLErrors());
+  BIO_set_data(bio, s.get());
+  SSL_set_bio(s->ssl_, bio, bio);  // one BIO both ways; the SSL owns it
+  return s;
+}
+
+TlsSession::~TlsSession() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
+}
+
+void TlsSession::beginInput(std::string_view ciphertext) { view_ = ciphertext; }
+
+void TlsSession::endInput() {
+  if (!view_.empty()) in_.append(view_);
+  view_ = {};
+}
+
+Status TlsSession::fail(int sslError, const char* operation) {
+  std::string errors = takeOpenSSLErrors();
+  std::string reason;
+  if (sslError == SSL_ERROR_SYSCALL && errors.empty()) {
+    reason = std::string(operation) + ": unexpected end of the TLS stream";
+  } else {
+    reason = context_->describeFailure(ssl_, verify_, errors);
+  }
+  if (!handshakeDone_) {
+    // Name the stage so that logs distinguish "never spoke TLS" from a failed verification.
+    if (reason.find("wrong version number") != std::string::npos ||
+        reason.find("http request") != std::string::npos ||
+        reason.find("packet length too long") != std::string::npos) {
+      reason = "the peer does not speak TLS (" + reason + ")";
+    }
+    reason = "TLS handshake failed: " + reason;
+  }
+  failure_ = Status(Status::Code::kTls, reason);
+  return failure_;
+}
+
+Status TlsSession::advanceHandshake(bool* completed) {
+  *completed = false;
+  if (handshakeDone_) return Status::ok();
+  if (!failure_.isOk()) return failure_;
+  ERR_clear_error();
+  int rc = SSL_do_handshake(ssl_);
+  if (rc == 1) {
+    handshakeDone_ = true;
+    *completed = true;
+    return Status::ok();
+  }
+  int err = SSL_get_error(ssl_, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Status::ok();
+  return fail(err, "handshake");
+}
+
+TlsSession::ReadResult TlsSession::read(const std::function<bool(std::string_view)>& sink) {
+  char buf[16384];
+  for (;;) {
+    ERR_clear_error();
+    size_t n = 0;
+    int rc = SSL_read_ex(ssl_, buf, sizeof(buf), &n);
+    if (rc == 1) {
+      if (!sink(std::string_view(buf, n))) return ReadResult::kStopped;
+      continue;
+    }
+    int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return ReadResult::kWantMore;
+    if (err == SSL_ERROR_ZERO_RETURN) return ReadResult::kPeerClosed;
+    (void)fail(err, "read");
+    return ReadResult::kFailed;
+  }
+}
+
+bool TlsSession::hasPendingPlaintext() const {
+  return SSL_pending(ssl_) > 0 || bufferedInput() > 0;
+}
+
+Status TlsSession::write(std::string_view plaintext) {
+  if (!failure_.isOk()) return failure_;
+  while (!plaintext.empty()) {
+    ERR_clear_error();
+    size_t n = 0;
+    int rc = SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &n);
+    if (rc != 1) return fail(SSL_get_error(ssl_, rc), "write");
+    plaintext.remove_prefix(n);
+  }
+  return Status::ok();
+}
+
+void TlsSession::shutdown() {
+  ERR_clear_error();
+  // The first call queues our close_notify; we do not wait for the peer's (bounded close).
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
+void TlsSession::releaseBuffers() {
+  if (in_.empty()) in_.release();
+  if (out_.empty()) out_.release();
+}
+
+std::shared_ptr<X509> TlsSession::peerCertificate() const {
+  X509* x = SSL_get1_peer_certificate(ssl_);
+  if (x == nullptr) return nullptr;
+  return std::shared_ptr<X509>(x, X509_free);
+}
+
+std::optional<std::string> TlsSession::negotiatedProtocol() const {
+  const unsigned char* p = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl_, &p, &len);
+  if (p != nullptr && len > 0) return std::string(reinterpret_cast<const char*>(p), len);
+#ifndef OPENSSL_NO_NEXTPROTONEG
+  SSL_get0_next_proto_negotiated(ssl_, &p, &len);
+  if (p != nullptr && len > 0) return std::string(reinterpret_cast<const char*>(p), len);
+#endif
+  return std::nullopt;
+}
+
+std::string TlsSession::version() const { return SSL_get_version(ssl_); }
+
+std::string TlsSession::cipher() const {
+  const char* c = SSL_get_cipher_name(ssl_);
+  return c ? c : "";
+}
+
+bool TlsSession::resumed() const { return SSL_session_reused(ssl_) == 1; }
+
+}  // namespace whorl::tls

@@ -1,0 +1,95 @@
+// TlsSession: one TLS connection's protocol state (OpenSSL SSL plus in-memory BIOs), no I/O.
+//
+//   auto s = TlsSession::create(context).value();
+//   s->beginInput(bytesFromPeer);            // ciphertext, read in place (no copy)
+//   bool done = false;
+//   Status st = s->advanceHandshake(&done);  // st: failure with a readable reason
+//   s->endInput();                           // keeps only an incomplete record
+//   send(s->output());  s->clearOutput();    // ciphertext for the peer
+//   s->write("hello");                       // encrypt (after the handshake)
+//   s->read([](std::string_view plain) { ...; return true; });   // false: stop (paused)
+//
+// The caller moves bytes; the session never blocks or touches a socket, which is what lets TLS
+// run over any transport and be tested byte by byte. Owns its SSL; the TlsContext must outlive
+// it (the session holds a shared_ptr).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "framework/base/buffer.h"
+#include "framework/base/status.h"
+#include "framework/tls/options.h"
+
+typedef struct bio_st BIO;
+typedef struct bio_method_st BIO_METHOD;
+
+namespace whorl::tls {
+
+class TlsSession {
+ public:
+  static Result<std::unique_ptr<TlsSession>> create(std::shared_ptr<TlsContext> context);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  // Ciphertext from the peer: valid until endInput(), which copies only what is unconsumed.
+  void beginInput(std::string_view ciphertext);
+  void endInput();
+  // Ciphertext received but not yet consumed by OpenSSL.
+  size_t bufferedInput() const { return in_.size() + view_.size(); }
+
+  // Runs the handshake as far as the input allows. *completed is set when it finishes in this
+  // call. A failure returns the reason (and leaves an alert in output()).
+  Status advanceHandshake(bool* completed);
+  bool handshakeDone() const { return handshakeDone_; }
+
+  enum class ReadResult { kWantMore, kStopped, kPeerClosed, kFailed };
+  // Decrypts and hands plaintext to `sink` until the input is used up (kWantMore), sink returns
+  // false (kStopped), the peer sent close_notify (kPeerClosed) or an error (kFailed: failure()).
+  ReadResult read(const std::function<bool(std::string_view)>& sink);
+  // True if decrypted bytes or unprocessed records are waiting (e.g. after kStopped).
+  bool hasPendingPlaintext() const;
+
+  // Encrypts plaintext into output(). Only after the handshake.
+  Status write(std::string_view plaintext);
+  // Queues close_notify.
+  void shutdown();
+
+  std::string_view output() const { return out_.view(); }
+  void clearOutput() { out_.clear(); }
+  // Releases idle buffers (called on idle connections).
+  void releaseBuffers();
+
+  const Status& failure() const { return failure_; }
+  SSL* ssl() const { return ssl_; }
+  const TlsContext& context() const { return *context_; }
+
+  std::shared_ptr<X509> peerCertificate() const;
+  std::optional<std::string> negotiatedProtocol() const;
+  std::string version() const;
+  std::string cipher() const;
+  bool resumed() const;
+
+ private:
+  TlsSession() = default;
+  Status fail(int sslError, const char* operation);
+  static int bioWrite(BIO* b, const char* data, size_t len, size_t* written);
+  static int bioRead(BIO* b, char* data, size_t len, size_t* read);
+  static long bioCtrl(BIO* b, int cmd, long num, void* ptr);
+  static const BIO_METHOD* bioMethod();
+
+  std::shared_ptr<TlsContext> context_;
+  SSL* ssl_ = nullptr;
+  VerifyFailure verify_;
+  ByteBuffer in_;          // leftover ciphertext (an incomplete record)
+  std::string_view view_;  // ciphertext being read in place
+  ByteBuffer out_;         // ciphertext to send
+  bool handshakeDone_ = false;
+  Status failure_;
+};
+
+}  // namespace whorl::tls

@@ -1,0 +1,285 @@
+#include "framework/tls/tls_layer.h"
+
+#include "framework/base/log.h"
+
+namespace whorl::tls {
+
+namespace {
+constexpr size_t kMaxRecord = 16384;
+}
+
+TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
+                   TlsLayerOptions options)
+    : context_(std::move(context)), app_(std::move(app)), options_(std::move(options)) {}
+
+TlsLayer::~TlsLayer() {
+  *alive_ = false;
+  handshakeTimer_.cancel();
+}
+
+void TlsLayer::connectionMade() {
+  auto session = TlsSession::create(context_);
+  if (!session) {
+    failWith(session.status());
+    transport()->abortConnection();
+    return;
+  }
+  session_ = std::move(session.value());
+  auto alive = alive_;
+  auto timeout = context_->handshakeTimeout();
+  handshakeTimer_ = transport()->reactor().callLater(timeout, [this, alive, timeout] {
+    if (!*alive || session_->handshakeDone()) return;
+    failWith(Status(Status::Code::kTimeout, "TLS handshake timed out after " +
+                                                std::to_string(timeout.count()) + " ms"));
+    transport()->abortConnection();
+  });
+  app_->makeConnection(&upper_);
+  if (lost_) return;
+  advance();
+}
+
+void TlsLayer::dataReceived(std::string_view data) {
+  if (!session_ || !failure_.isOk()) return;
+  session_->beginInput(data);
+  advance();
+  session_->endInput();
+  flushCiphertext();
+}
+
+void TlsLayer::advance() {
+  if (!session_->handshakeDone()) {
+    bool completed = false;
+    Status s = session_->advanceHandshake(&completed);
+    if (!s.isOk()) {
+      flushCiphertext();  // the alert tells the peer why
+      failWith(s);
+      transport()->loseConnection();
+      return;
+    }
+    flushCiphertext();
+    if (!completed) return;
+    handshakeDone();
+    if (lost_ || !failure_.isOk()) return;
+  }
+  readLoop();
+}
+
+void TlsLayer::handshakeDone() {
+  handshakeTimer_.cancel();
+  notifyHandshake(Status::ok());
+  app_->handshakeCompleted();
+  flushPlaintext();
+  if (closeAfterHandshake_) closeGracefully();
+}
+
+void TlsLayer::readLoop() {
+  if (appPaused_ || lost_ || !failure_.isOk()) return;
+  auto result = session_->read([this](std::string_view plain) {
+    app_->dataReceived(plain);
+    return !appPaused_ && !lost_ && !closing_;
+  });
+  switch (result) {
+    case TlsSession::ReadResult::kWantMore:
+    case TlsSession::ReadResult::kStopped:
+      break;
+    case TlsSession::ReadResult::kPeerClosed:
+      // The peer's close_notify: answer with ours and close.
+      if (!closing_) {
+        closing_ = true;
+        flushPlaintext();
+        session_->shutdown();
+        flushCiphertext();
+        transport()->loseConnection();
+      }
+      break;
+    case TlsSession::ReadResult::kFailed:
+      flushCiphertext();
+      failWith(session_->failure());
+      transport()->loseConnection();
+      break;
+  }
+  flushCiphertext();
+}
+
+void TlsLayer::flushPlaintext() {
+  if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk()) return;
+  // Full records: one SSL_write per 16 KiB of what the application wrote this turn.
+  while (!plainOut_.empty()) {
+    size_t n = std::min(plainOut_.size(), kMaxRecord);
+    Status s = session_->write(std::string_view(plainOut_.data(), n));
+    if (!s.isOk()) {
+      failWith(s);
+      transport()->abortConnection();
+      return;
+    }
+    plainOut_.consume(n);
+  }
+  plainOut_.release();
+  flushCiphertext();
+}
+
+void TlsLayer::flushCiphertext() {
+  if (!session_ || lost_) return;
+  std::string_view out = session_->output();
+  if (out.empty()) return;
+  transport()->write(out);
+  session_->clearOutput();
+}
+
+void TlsLayer::scheduleFlush() {
+  if (flushScheduled_) return;
+  flushScheduled_ = true;
+  auto alive = alive_;
+  transport()->reactor().callSoon([this, alive] {
+    if (!*alive) return;
+    flushScheduled_ = false;
+    flushPlaintext();
+  });
+}
+
+void TlsLayer::closeGracefully() {
+  flushPlaintext();
+  if (session_ && failure_.isOk()) session_->shutdown();
+  flushCiphertext();
+  transport()->loseConnection();
+}
+
+void TlsLayer::failWith(Status reason) {
+  if (failure_.isOk()) failure_ = std::move(reason);
+  notifyHandshake(failure_);
+}
+
+void TlsLayer::notifyHandshake(Status s) {
+  if (options_.onHandshake) {
+    auto cb = std::move(options_.onHandshake);
+    options_.onHandshake = nullptr;
+    cb(std::move(s));
+  }
+}
+
+void TlsLayer::connectionLost(const Status& reason) {
+  lost_ = true;
+  handshakeTimer_.cancel();
+  Status r = failure_;
+  if (r.isOk()) {
+    if (session_ && !session_->handshakeDone()) {
+      r = Status(reason.isCleanClose() ? Status::Code::kTls : reason.code(),
+                 "connection closed during the TLS handshake: " + reason.message());
+    } else {
+      r = reason;
+    }
+  }
+  notifyHandshake(r);
+  if (app_->transport() != nullptr) app_->connectionLost(r);
+}
+
+void TlsLayer::pauseProducing() { app_->pauseProducing(); }
+void TlsLayer::resumeProducing() { app_->resumeProducing(); }
+
+// --- the application's transport ---
+
+void TlsLayer::Upper::write(std::string_view data) {
+  TlsLayer* l = layer_;
+  if (l->closing_ || l->lost_ || data.empty()) return;
+  l->plainOut_.append(data);
+  if (l->session_ && l->session_->handshakeDone()) {
+    if (l->plainOut_.size() >= kMaxRecord * 4) {
+      l->flushPlaintext();
+    } else {
+      l->scheduleFlush();
+    }
+  }
+  if (l->plainOut_.size() + l->transport()->bufferedBytes() > 0) {
+    // Flow control is the lower transport's: it pauses us (and we the app) above its mark.
+  }
+}
+
+void TlsLayer::Upper::writeSequence(std::span<const std::string_view> parts) {
+  for (auto p : parts) write(p);
+}
+
+void TlsLayer::Upper::loseConnection() {
+  TlsLayer* l = layer_;
+  if (l->closing_ || l->lost_) return;
+  l->closing_ = true;
+  if (l->session_ && l->session_->handshakeDone()) {
+    l->closeGracefully();
+  } else if (l->failure_.isOk()) {
+    l->closeAfterHandshake_ = true;  // queued writes still go out once it completes
+  } else {
+    l->transport()->loseConnection();
+  }
+}
+
+void TlsLayer::Upper::abortConnection() {
+  TlsLayer* l = layer_;
+  l->closing_ = true;
+  l->transport()->abortConnection();
+}
+
+Address TlsLayer::Upper::getPeer() const { return layer_->transport()->getPeer(); }
+Address TlsLayer::Upper::getHost() const { return layer_->transport()->getHost(); }
+
+void TlsLayer::Upper::pauseProducing() {
+  layer_->appPaused_ = true;
+  layer_->transport()->pauseProducing();
+}
+
+void TlsLayer::Upper::resumeProducing() {
+  TlsLayer* l = layer_;
+  if (!l->appPaused_) return;
+  l->appPaused_ = false;
+  l->transport()->resumeProducing();
+  // Records already decrypted or buffered are delivered without waiting for new input.
+  if (l->session_ && l->session_->handshakeDone() && l->session_->hasPendingPlaintext()) {
+    auto alive = l->alive_;
+    l->transport()->reactor().callSoon([l, alive] {
+      if (*alive && !l->lost_) {
+        l->readLoop();
+      }
+    });
+  }
+}
+
+size_t TlsLayer::Upper::bufferedBytes() const {
+  return layer_->plainOut_.size() + layer_->transport()->bufferedBytes();
+}
+
+bool TlsLayer::Upper::disconnecting() const {
+  return layer_->closing_ || layer_->lost_ || layer_->transport()->disconnecting();
+}
+
+api::Reactor& TlsLayer::Upper::reactor() { return layer_->transport()->reactor(); }
+
+std::shared_ptr<X509> TlsLayer::Upper::getPeerCertificate() const {
+  auto* s = layer_->session_.get();
+  return s && s->handshakeDone() ? s->peerCertificate() : nullptr;
+}
+
+std::optional<std::string> TlsLayer::Upper::negotiatedProtocol() const {
+  auto* s = layer_->session_.get();
+  return s && s->handshakeDone() ? s->negotiatedProtocol() : std::nullopt;
+}
+
+std::string TlsLayer::Upper::tlsVersion() const {
+  auto* s = layer_->session_.get();
+  return s && s->handshakeDone() ? s->version() : "";
+}
+
+std::string TlsLayer::Upper::cipher() const {
+  auto* s = layer_->session_.get();
+  return s && s->handshakeDone() ? s->cipher() : "";
+}
+
+bool TlsLayer::Upper::sessionResumed() const {
+  auto* s = layer_->session_.get();
+  return s && s->handshakeDone() && s->resumed();
+}
+
+std::unique_ptr<api::Protocol> TlsFactory::buildProtocol(const Address& peer) {
+  auto app = inner_->build(peer);
+  if (!app) return nullptr;
+  return std::make_unique<TlsLayer>(context_, std::move(app), options_);
+}
+
+}  // namespace whorl::tls

@@ -1,0 +1,118 @@
+// TlsLayer: TLS over any Transport (Twisted's TLSMemoryBIOProtocol).
+//
+//   // Server side: wrap the application's factory; each connection becomes TCP -> TLS -> app.
+//   auto tlsFactory = std::make_shared<TlsServerFactory>(context, Factory::forProtocol<Echo>());
+//   endpoint.listen(tlsFactory);
+//
+// To the transport below, a TlsLayer is the Protocol; to the application protocol above, it is
+// the Transport (with isTLS(), getPeerCertificate(), negotiatedProtocol(), ...). The application
+// sees plaintext only: connectionMade() at once, writes queued until the handshake completes and
+// then coalesced into full records once per loop turn, handshakeCompleted() when the peer is
+// verified. loseConnection() sends close_notify and closes without waiting for the peer's reply;
+// a stalled handshake is closed after the context's handshake timeout. The layer owns the
+// application protocol; the transport below owns the layer.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "framework/api/protocol.h"
+#include "framework/api/transport.h"
+#include "framework/base/buffer.h"
+#include "framework/tls/options.h"
+#include "framework/tls/session.h"
+
+namespace whorl::tls {
+
+struct TlsLayerOptions {
+  // Called once: ok after the handshake, or the reason it failed / the connection was lost first.
+  std::function<void(Status)> onHandshake;
+};
+
+class TlsLayer final : public api::Protocol {
+ public:
+  TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
+           TlsLayerOptions options = {});
+  ~TlsLayer() override;
+
+  // api::Protocol: the transport below talks to us.
+  void connectionMade() override;
+  void dataReceived(std::string_view data) override;
+  void connectionLost(const Status& reason) override;
+  void pauseProducing() override;
+  void resumeProducing() override;
+
+  api::Protocol* application() const { return app_.get(); }
+  api::Transport* upper() { return &upper_; }
+  TlsSession* session() const { return session_.get(); }
+
+ private:
+  // The Transport the application protocol sees.
+  class Upper final : public api::Transport {
+   public:
+    explicit Upper(TlsLayer* layer) : layer_(layer) {}
+    void write(std::string_view data) override;
+    void writeSequence(std::span<const std::string_view> parts) override;
+    void loseConnection() override;
+    void abortConnection() override;
+    Address getPeer() const override;
+    Address getHost() const override;
+    void pauseProducing() override;
+    void resumeProducing() override;
+    size_t bufferedBytes() const override;
+    bool disconnecting() const override;
+    api::Reactor& reactor() override;
+    bool isTLS() const override { return true; }
+    std::shared_ptr<X509> getPeerCertificate() const override;
+    std::optional<std::string> negotiatedProtocol() const override;
+    std::string tlsVersion() const override;
+    std::string cipher() const override;
+    bool sessionResumed() const override;
+
+   private:
+    TlsLayer* layer_;
+  };
+
+  void advance();
+  void handshakeDone();
+  void readLoop();
+  void flushPlaintext();
+  void flushCiphertext();
+  void scheduleFlush();
+  void closeGracefully();
+  void failWith(Status reason);
+  void notifyHandshake(Status s);
+
+  std::shared_ptr<TlsContext> context_;
+  std::unique_ptr<api::Protocol> app_;
+  TlsLayerOptions options_;
+  Upper upper_{this};
+  std::unique_ptr<TlsSession> session_;
+  ByteBuffer plainOut_;  // written by the application, not yet encrypted
+  api::DelayedCall handshakeTimer_;
+  Status failure_;
+  bool appPaused_ = false;
+  bool closing_ = false;       // loseConnection() called
+  bool closeAfterHandshake_ = false;
+  bool flushScheduled_ = false;
+  bool lost_ = false;
+  // Callbacks queued on the reactor check this before touching the layer.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Wraps an application factory: every connection gets a TlsLayer in `context`'s role.
+class TlsFactory final : public api::Factory {
+ public:
+  TlsFactory(std::shared_ptr<TlsContext> context, std::shared_ptr<api::Factory> inner,
+             TlsLayerOptions options = {})
+      : context_(std::move(context)), inner_(std::move(inner)), options_(std::move(options)) {}
+  std::unique_ptr<api::Protocol> buildProtocol(const Address& peer) override;
+  const std::shared_ptr<api::Factory>& inner() const { return inner_; }
+
+ private:
+  std::shared_ptr<TlsContext> context_;
+  std::shared_ptr<api::Factory> inner_;
+  TlsLayerOptions options_;
+};
+
+}  // namespace whorl::tls
