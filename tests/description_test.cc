@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -165,9 +167,9 @@ TEST_F(FromStringTest, ServerErrors) {
   expectInvalid(serverError("tcp6:port=99999"),
                 "port '99999' is not a number 0-65535 in \"tcp6:port=99999\"");
   expectInvalid(serverError("udp:53"),
-                "unknown endpoint type 'udp' in \"udp:53\" (supported: tcp, tcp6)");
+                "unknown endpoint type 'udp' in \"udp:53\" (supported: tcp, tcp6, ssl)");
   expectInvalid(serverError("TCP:53"),
-                "unknown endpoint type 'TCP' in \"TCP:53\" (supported: tcp, tcp6)");
+                "unknown endpoint type 'TCP' in \"TCP:53\" (supported: tcp, tcp6, ssl)");
   expectInvalid(serverError("tcp"), "missing port in \"tcp\"");
   expectInvalid(serverError("tcp:interface=127.0.0.1"),
                 "missing port in \"tcp:interface=127.0.0.1\"");
@@ -205,7 +207,7 @@ TEST_F(FromStringTest, ClientTypes) {
 
 TEST_F(FromStringTest, ClientErrors) {
   expectInvalid(clientError("tcp6:localhost:80"),
-                "unknown endpoint type 'tcp6' in \"tcp6:localhost:80\" (supported: tcp)");
+                "unknown endpoint type 'tcp6' in \"tcp6:localhost:80\" (supported: tcp, tls)");
   expectInvalid(clientError("tcp:port=80"), "missing host in \"tcp:port=80\"");
   expectInvalid(clientError("tcp:host=localhost"), "missing port in \"tcp:host=localhost\"");
   expectInvalid(clientError("tcp:localhost"), "missing port in \"tcp:localhost\"");
@@ -363,6 +365,67 @@ TEST_F(RuntimeTest, ClientFromStringReportsRefusal) {
   ASSERT_EQ(connected.wait_for(seconds(10)), std::future_status::ready);
   EXPECT_FALSE(connected.get().isOk());
   close(fd);
+}
+
+
+// ---- TLS strings ----------------------------------------------------------------------------
+
+std::string certPath(const std::string& name) {
+  return std::string(std::getenv("TEST_SRCDIR")) + "/whorl/certs/" + name;
+}
+
+TEST_F(FromStringTest, SslServerErrorsNameTheBadPart) {
+  std::string key = certPath("test/localhost.pem");
+  expectInvalid(serverError("ssl:8443"), "missing privateKey in \"ssl:8443\"");
+  Status s = serverError("ssl:8443:privateKey=" + key + ":color=blue");
+  EXPECT_NE(s.message().find("unknown key 'color'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("caCerts"), std::string::npos) << "lists the known keys: " << s.message();
+  s = serverError("ssl:8443:privateKey=/nonexistent/key.pem");
+  EXPECT_NE(s.message().find("privateKey: cannot read /nonexistent/key.pem"), std::string::npos) << s.message();
+  s = serverError("ssl:8443:privateKey=" + certPath("test/mismatch.pem"));
+  EXPECT_NE(s.message().find("private key does not match certificate"), std::string::npos) << s.message();
+  s = serverError("ssl:8443:privateKey=" + key + ":tlsMinimum=TLSv9");
+  EXPECT_NE(s.message().find("tlsMinimum: unknown TLS version 'TLSv9'"), std::string::npos) << s.message();
+  s = serverError("ssl:8443:privateKey=" + key + ":tlsMinimum=1.3:tlsMaximum=1.2");
+  EXPECT_NE(s.message().find("above the maximum"), std::string::npos) << s.message();
+}
+
+TEST_F(FromStringTest, TlsClientErrors) {
+  Status s = clientError("tls:localhost:443:trustRoots=/nonexistent");
+  EXPECT_NE(s.message().find("trustRoots:"), std::string::npos) << s.message();
+  s = clientError("tls:localhost:443:verify=no");
+  EXPECT_NE(s.message().find("unknown key 'verify'"), std::string::npos) << s.message();
+}
+
+class TlsGreeter : public Greeter {
+ public:
+  using Greeter::Greeter;
+  void handshakeCompleted() override { handshook = true; }
+  bool handshook = false;
+};
+
+TEST_F(RuntimeTest, SslServerAndTlsClientFromStrings) {
+  auto server = serverFromString(
+      runtime_, "ssl:0:privateKey=" + certPath("test/localhost.pem") +
+                    ":extraCertChain=" + certPath("test/intermediate.pem") + ":interface=127.0.0.1");
+  ASSERT_TRUE(server.isOk()) << server.status().message();
+  auto port = (*server)->listen(api::Factory::forProtocol<Echo>());
+  ASSERT_TRUE(port.isOk()) << port.status().message();
+  std::string p = std::to_string((*port)->getHost().port());
+  expectClientEchoes(runtime_, "tls:localhost:" + p + ":trustRoots=" + certPath("test/ca.pem"));
+  // The wrong authority: the connect fails, naming the verification problem.
+  auto client = clientFromString(runtime_.shard(0),
+                                 "tls:localhost:" + p + ":trustRoots=" + certPath("public.pem"));
+  ASSERT_TRUE(client.isOk()) << client.status().message();
+  auto probe = std::make_shared<Probe>();
+  auto connected = probe->connected.get_future();
+  (*client)->connect(api::Factory::forProtocol<Greeter>(probe), [probe](Result<api::Protocol*> r) {
+    probe->connected.set_value(r.isOk() ? Status::ok() : r.status());
+  });
+  ASSERT_EQ(connected.wait_for(seconds(10)), std::future_status::ready);
+  Status s = connected.get();
+  EXPECT_EQ(s.code(), Status::Code::kTls) << s.toString();
+  EXPECT_NE(s.message().find("certificate verify failed"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -7,6 +7,9 @@
 #include <span>
 
 #include "framework/base/address.h"
+#include "framework/endpoint/tls_endpoint.h"
+#include "framework/tls/certificate.h"
+#include "framework/tls/options.h"
 
 namespace whorl::endpoint {
 
@@ -147,6 +150,85 @@ Result<std::unique_ptr<ServerEndpoint>> buildTcpServer(reactor::Runtime& runtime
       std::make_unique<TCP4ServerEndpoint>(runtime, *port, std::move(options)));
 }
 
+constexpr Param kSslServerParams[] = {
+    {"port", true},
+    {"privateKey", true},
+    {"certKey", false},
+    {"extraCertChain", false},
+    {"dhParameters", false},
+    {"interface", false},
+    {"backlog", false},
+    {"caCerts", false},
+    {"tlsMinimum", false},
+    {"tlsMaximum", false},
+};
+
+// ssl:PORT:privateKey=FILE[:certKey=FILE]...: Twisted's SSL server string, plus caCerts (client
+// certificates required, anchored in that file or directory) and the TLS version bounds.
+Result<std::unique_ptr<ServerEndpoint>> buildSslServer(reactor::Runtime& runtime, const Args& a) {
+  auto port = portArg(a, 0);
+  if (!port) return port.status();
+  const std::string& keyPath = *a.get("privateKey");
+  const std::string* certPath = a.get("certKey");
+  auto keyText = tls::KeyPair::loadPEMFile(keyPath);
+  if (!keyText) return a.error("privateKey: " + keyText.status().message());
+  auto certs = tls::Certificate::loadPEMFile(certPath ? *certPath : keyPath);
+  if (!certs) return a.error((certPath ? "certKey: " : "privateKey: ") + certs.status().message());
+  auto identity = tls::PrivateCertificate::fromCertificateAndKeyPair(*certs, *keyText);
+  if (!identity) return a.error(identity.status().message());
+  tls::CertificateOptions options = identity->options();
+  // Further certificates in the key/certificate file are the chain, as in a combined PEM.
+  if (auto whole = tls::PrivateCertificate::loadPEMFile(certPath ? *certPath : keyPath); whole) {
+    options.extraCertChain = whole->chain();
+  }
+  if (const std::string* chain = a.get("extraCertChain")) {
+    auto root = tls::trustRootFromPath(*chain);
+    if (!root) return a.error("extraCertChain: " + root.status().message());
+    options.extraCertChain = root->certificates();
+  }
+  if (const std::string* dh = a.get("dhParameters")) {
+    auto params = tls::DiffieHellmanParameters::fromFile(*dh);
+    if (!params) return a.error("dhParameters: " + params.status().message());
+    options.dhParameters = *params;
+  }
+  if (const std::string* ca = a.get("caCerts")) {
+    auto root = tls::trustRootFromPath(*ca);
+    if (!root) return a.error("caCerts: " + root.status().message());
+    options.trustRoot = *root;
+  }
+  if (const std::string* v = a.get("tlsMinimum")) {
+    auto version = tls::parseTLSVersion(*v);
+    if (!version) return a.error("tlsMinimum: " + version.status().message());
+    // An explicit minimum is taken as asked, even below the default floor.
+    options.insecurelyLowerMinimumTo = *version;
+  }
+  if (const std::string* v = a.get("tlsMaximum")) {
+    auto version = tls::parseTLSVersion(*v);
+    if (!version) return a.error("tlsMaximum: " + version.status().message());
+    options.lowerMaximumSecurityTo = *version;
+  }
+  if (auto range = options.versionRange(); !range) return a.error(range.status().message());
+  TcpServerOptions tcp;
+  if (const std::string* iface = a.get("interface"); iface != nullptr && !iface->empty()) {
+    auto addr = Address::parse(*iface, 0);
+    if (!addr) return a.error("interface '" + *iface + "' is not an IP address");
+    tcp.interface = *iface;
+  }
+  if (const std::string* backlog = a.get("backlog"); backlog != nullptr) {
+    int v = 0;
+    if (!parseInteger(*backlog, &v) || v < 1) {
+      return a.error("backlog '" + *backlog + "' is not a positive number");
+    }
+    tcp.backlog = v;
+  }
+  int family = AF_INET;
+  if (!tcp.interface.empty() && Address::parse(tcp.interface, 0)->isIPv6()) family = AF_INET6;
+  // Build the context now so that a broken option is reported here, not at listen().
+  if (auto ctx = options.context(); !ctx) return a.error(ctx.status().message());
+  return std::unique_ptr<ServerEndpoint>(std::make_unique<SSL4ServerEndpoint>(
+      runtime, *port, std::move(options), std::move(tcp), family));
+}
+
 struct ServerType {
   std::string_view name;
   std::span<const Param> params;
@@ -159,6 +241,7 @@ const ServerType kServerTypes[] = {
      [](reactor::Runtime& r, const Args& a) { return buildTcpServer(r, a, AF_INET); }},
     {"tcp6", kTcpServerParams,
      [](reactor::Runtime& r, const Args& a) { return buildTcpServer(r, a, AF_INET6); }},
+    {"ssl", kSslServerParams, buildSslServer},
 };
 
 // ---- Client types ----------------------------------------------------------------------------
@@ -191,6 +274,60 @@ Result<std::unique_ptr<ClientEndpoint>> buildTcpClient(reactor::Shard& shard, co
       std::make_unique<HostnameEndpoint>(shard, host, *port, std::move(options)));
 }
 
+constexpr Param kTlsClientParams[] = {
+    {"host", true},
+    {"port", true},
+    {"timeout", false},
+    {"trustRoots", false},
+    {"certificate", false},
+    {"privateKey", false},
+};
+
+// tls:HOST:PORT[:trustRoots=PATH][:certificate=FILE][:privateKey=FILE][:timeout=S]: Twisted's
+// TLS client string. Verifies HOST against trustRoots (a PEM file or a directory; default: the
+// system store).
+Result<std::unique_ptr<ClientEndpoint>> buildTlsClient(reactor::Shard& shard, const Args& a) {
+  const std::string& host = *a.get("host");
+  if (host.empty()) return a.error("empty host");
+  auto port = portArg(a, 1);
+  if (!port) return port.status();
+  std::optional<tls::TrustRoot> trust;
+  if (const std::string* roots = a.get("trustRoots")) {
+    auto root = tls::trustRootFromPath(*roots);
+    if (!root) return a.error("trustRoots: " + root.status().message());
+    trust = *root;
+  }
+  std::optional<tls::PrivateCertificate> clientCert;
+  const std::string* certPath = a.get("certificate");
+  const std::string* keyPath = a.get("privateKey");
+  if (certPath != nullptr || keyPath != nullptr) {
+    const std::string& cp = certPath ? *certPath : *keyPath;
+    const std::string& kp = keyPath ? *keyPath : *certPath;
+    auto cert = tls::Certificate::loadPEMFile(cp);
+    if (!cert) return a.error("certificate: " + cert.status().message());
+    auto key = tls::KeyPair::loadPEMFile(kp);
+    if (!key) return a.error("privateKey: " + key.status().message());
+    auto pc = tls::PrivateCertificate::fromCertificateAndKeyPair(*cert, *key);
+    if (!pc) return a.error(pc.status().message());
+    clientCert = *pc;
+  }
+  TcpClientOptions tcp;
+  if (const std::string* timeout = a.get("timeout"); timeout != nullptr) {
+    double seconds = 0;
+    const std::string& s = *timeout;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), seconds);
+    if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(seconds) ||
+        seconds <= 0 || seconds > 365.0 * 24 * 3600) {
+      return a.error("timeout '" + s + "' is not a positive number of seconds");
+    }
+    tcp.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
+  }
+  auto options = tls::optionsForClientTLS(host, trust, clientCert);
+  if (!options) return a.error(options.status().message());
+  return std::unique_ptr<ClientEndpoint>(
+      std::make_unique<SSL4ClientEndpoint>(shard, host, *port, *options, std::move(tcp)));
+}
+
 struct ClientType {
   std::string_view name;
   std::span<const Param> params;
@@ -200,6 +337,7 @@ struct ClientType {
 // Adding a client type: a parameter list, a builder, and a row here.
 const ClientType kClientTypes[] = {
     {"tcp", kTcpClientParams, buildTcpClient},
+    {"tls", kTlsClientParams, buildTlsClient},
 };
 
 // Finds d.type in `types` and builds it, or explains which types exist.
