@@ -34,6 +34,7 @@ class LineReceiver : public Protocol {
   void setLineMode(std::string_view extra = {});
   // Removes and returns every received byte not yet delivered.
   std::string clearLineBuffer();
+  std::string takeUnprocessedInput() override { return clearLineBuffer(); }
 
   void setDelimiter(std::string delimiter) { delimiter_ = std::move(delimiter); }
   const std::string& delimiter() const { return delimiter_; }

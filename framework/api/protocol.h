@@ -14,6 +14,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -55,6 +56,12 @@ class Protocol {
     transport_ = transport;
     connectionMade();
   }
+  // Called by layers inserted under a live protocol (startTLS): a new transport, no second
+  // connectionMade().
+  void rebindTransport(Transport* transport) { transport_ = transport; }
+  // startTLS asks for input this protocol received but has not processed yet (the rest of the
+  // read that held the trigger). Parsers that buffer (LineReceiver) return and forget it.
+  virtual std::string takeUnprocessedInput() { return {}; }
   Transport* transport() const { return transport_; }
   Factory* factory() const { return factory_; }
 

@@ -29,6 +29,36 @@ typedef struct x509_st X509;
 
 namespace whorl::api {
 
+class Protocol;
+
+// What startTLS does with bytes that arrived after the trigger but before the TLS handshake began
+// (the rest of the read that held "STARTTLS", lines already split but not delivered, receives in
+// flight). In protocols where the client must wait for the server's go-ahead (SMTP, IMAP, POP3,
+// the seed's STARTTLS/READY), such bytes are an injection attack (CVE-2011-0411, CVE-2021-23222).
+enum class PipelinedInput {
+  kAuto,      // TLS server side: kReject; TLS client side: kDiscard
+  kReject,    // close the connection with a reason, and log it
+  kDiscard,   // drop the bytes, log it, go on with the handshake
+  kUseAsTls,  // feed them to TLS in order (protocols where the peer may pipeline its handshake)
+};
+
+struct StartTLSOptions {
+  // Twisted's `normal`: the TCP client acts as TLS client. false reverses the roles.
+  bool normal = true;
+  PipelinedInput pipelined = PipelinedInput::kAuto;
+};
+
+// A TLS configuration that can wrap a live connection (implemented by tls::TlsContext; api does
+// not depend on OpenSSL).
+class TlsUpgrade {
+ public:
+  virtual ~TlsUpgrade() = default;
+  // True for client options (optionsForClientTLS), false for server options.
+  virtual bool actsAsClient() const = 0;
+  // Puts `app` under a new TLS layer; the returned protocol goes below it on the transport.
+  virtual std::unique_ptr<Protocol> wrapForStartTLS(std::unique_ptr<Protocol> app) const = 0;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -68,6 +98,16 @@ class Transport {
   virtual std::string tlsVersion() const { return {}; }  // "TLSv1.3"
   virtual std::string cipher() const { return {}; }      // "TLS_AES_128_GCM_SHA256"
   virtual bool sessionResumed() const { return false; }
+
+  // Switches this live connection to TLS under the same protocol (Twisted's startTLS): no second
+  // connectionMade, handshakeCompleted() when done, connectionLost(reason) if it fails. Bytes
+  // written before the call go out first in clear; later writes are encrypted once the handshake
+  // completes. Errors: already TLS, roles that do not match the options, unsupported transport.
+  virtual Status startTLS(std::shared_ptr<const TlsUpgrade> tls, StartTLSOptions options = {}) {
+    (void)tls;
+    (void)options;
+    return Status::invalidArgument("startTLS is not supported on this transport");
+  }
 };
 
 }  // namespace whorl::api

@@ -70,6 +70,7 @@ class Connector final : public reactor::Resident {
       int fd = fd_;
       fd_ = -1;
       auto* t = new TcpTransport(shard_, fd, options_.transport);
+      t->markOutgoing();
       auto protocol = factory_->build(t->getPeer());
       api::Protocol* p = protocol.get();
       t->start(std::move(protocol));

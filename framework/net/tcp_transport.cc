@@ -160,6 +160,70 @@ void TcpTransport::onTurnEnd() {
   }
 }
 
+Status TcpTransport::startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
+                              api::StartTLSOptions options) {
+  if (!tls) return Status::invalidArgument("startTLS: no TLS options");
+  if (state_ != State::kOpen) {
+    return Status::invalidArgument("startTLS: the connection is already closing");
+  }
+  if (tlsStarted_) return Status::invalidArgument("startTLS: this connection already uses TLS");
+  bool tlsClient = outgoing_ == options.normal;
+  if (tls->actsAsClient() != tlsClient) {
+    return Status::invalidArgument(
+        std::string("startTLS: this side acts as TLS ") + (tlsClient ? "client" : "server") + " (" +
+        (outgoing_ ? "outgoing" : "accepted") + " connection, normal=" +
+        (options.normal ? "true" : "false") + ") but was given " +
+        (tls->actsAsClient() ? "client options (optionsForClientTLS)"
+                             : "server options (CertificateOptions)"));
+  }
+  // Everything received but not yet processed belongs after the trigger: the protocol's own
+  // buffer (the rest of the read that held the trigger, lines split but not delivered), then
+  // what the transport held back while paused.
+  std::string early = protocol_->takeUnprocessedInput();
+  if (!held_.empty()) {
+    early.append(held_.view());
+    held_.clear();
+  }
+  tlsStarted_ = true;
+  protocol_ = tls->wrapForStartTLS(std::move(protocol_));
+  protocol_->makeConnection(this);
+  api::PipelinedInput policy = options.pipelined;
+  if (policy == api::PipelinedInput::kAuto) {
+    policy = tlsClient ? api::PipelinedInput::kDiscard : api::PipelinedInput::kReject;
+  }
+  if (!early.empty()) {
+    switch (policy) {
+      case api::PipelinedInput::kReject:
+        WHORL_LOG(kWarning,
+                  "closing %s: %zu bytes of plaintext arrived after STARTTLS, before the TLS "
+                  "handshake (possible command injection, CVE-2011-0411)",
+                  peer_.toString().c_str(), early.size());
+        // What was written before startTLS (the go-ahead) is still sent, then the connection
+        // closes; nothing that arrived is ever delivered.
+        reason_ = Status(Status::Code::kTls,
+                         "plaintext pipelined after STARTTLS before the TLS handshake (" +
+                             std::to_string(early.size()) +
+                             " bytes; possible command injection, CVE-2011-0411)");
+        state_ = State::kDisconnecting;
+        shard_.scheduleTurnEnd(this);
+        break;
+      case api::PipelinedInput::kDiscard:
+        WHORL_LOG(kWarning,
+                  "%s: discarded %zu bytes received after STARTTLS before the TLS handshake "
+                  "(possible injection, CVE-2021-23222 class)",
+                  peer_.toString().c_str(), early.size());
+        break;
+      case api::PipelinedInput::kUseAsTls:
+      case api::PipelinedInput::kAuto:
+        // Fed to the TLS layer at the end of this turn, ahead of anything received later.
+        held_.append(early);
+        shard_.scheduleTurnEnd(this);
+        break;
+    }
+  }
+  return Status::ok();
+}
+
 void TcpTransport::pauseProducing() {
   if (readingPaused_) return;
   readingPaused_ = true;

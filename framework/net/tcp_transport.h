@@ -52,6 +52,11 @@ class TcpTransport final : public api::Transport,
   size_t bufferedBytes() const override { return pending_.size() + sending_.size(); }
   bool disconnecting() const override { return state_ != State::kOpen; }
   api::Reactor& reactor() override { return shard_; }
+  Status startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
+                  api::StartTLSOptions options = {}) override;
+
+  // Connections we opened (connector) rather than accepted: the TCP client side.
+  void markOutgoing() { outgoing_ = true; }
 
   api::Protocol* protocol() const { return protocol_.get(); }
   int fd() const { return fd_; }
@@ -97,6 +102,8 @@ class TcpTransport final : public api::Transport,
   bool readingPaused_ = false;
   bool producerPaused_ = false;
   bool resetOnClose_ = false;
+  bool outgoing_ = false;
+  bool tlsStarted_ = false;
 
   ByteBuffer pending_;   // written by the protocol, not yet handed to the kernel
   ByteBuffer sending_;   // handed to the kernel by the send in flight

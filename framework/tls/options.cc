@@ -210,6 +210,12 @@ Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& ra
 
 Status useIdentity(SSL_CTX* ctx, const Certificate& cert, const KeyPair& key,
                    const std::vector<Certificate>& chain) {
+  // Checked first: SSL_CTX_use_PrivateKey would fail on a mismatch with only OpenSSL's
+  // "key values mismatch".
+  if (X509_check_private_key(cert.raw(), key.raw()) != 1) {
+    ERR_clear_error();
+    return Status(Status::Code::kTls, "private key does not match certificate " + cert.toString());
+  }
   if (SSL_CTX_use_certificate(ctx, cert.raw()) != 1) {
     return Status(Status::Code::kTls, "cannot use certificate " + cert.toString() + ": " + takeOpenSSLErrors());
   }

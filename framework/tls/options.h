@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "framework/api/protocol.h"
+#include "framework/api/transport.h"
 #include "framework/base/status.h"
 #include "framework/tls/certificate.h"
 
@@ -127,10 +129,11 @@ struct VerifyFailure {
   std::vector<std::string> leafNames;  // SANs (or CN) of the peer's leaf certificate
 };
 
-class TlsContext {
+class TlsContext final : public api::TlsUpgrade,
+                         public std::enable_shared_from_this<TlsContext> {
  public:
   enum class Role { kClient, kServer };
-  ~TlsContext();
+  ~TlsContext() override;
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
@@ -140,6 +143,11 @@ class TlsContext {
   std::chrono::milliseconds handshakeTimeout() const { return handshakeTimeout_; }
   const std::vector<std::string>& acceptableProtocols() const { return protocols_; }
   SSL_CTX* raw() const { return ctx_; }
+
+  // api::TlsUpgrade: transport()->startTLS(context) puts a TLS layer in this role under a live
+  // protocol (defined in tls_layer.cc).
+  bool actsAsClient() const override { return role_ == Role::kClient; }
+  std::unique_ptr<api::Protocol> wrapForStartTLS(std::unique_ptr<api::Protocol> app) const override;
 
   // A new SSL object for one connection in this context's role (client: SNI, name checks and a
   // cached session to resume). `verify` receives verification failure details; it must outlive

@@ -33,7 +33,11 @@ void TlsLayer::connectionMade() {
                                                 std::to_string(timeout.count()) + " ms"));
     transport()->abortConnection();
   });
-  app_->makeConnection(&upper_);
+  if (options_.upgrade) {
+    app_->rebindTransport(&upper_);
+  } else {
+    app_->makeConnection(&upper_);
+  }
   if (lost_) return;
   advance();
 }
@@ -162,9 +166,8 @@ void TlsLayer::connectionLost(const Status& reason) {
   handshakeTimer_.cancel();
   Status r = failure_;
   if (r.isOk()) {
-    if (session_ && !session_->handshakeDone()) {
-      r = Status(reason.isCleanClose() ? Status::Code::kTls : reason.code(),
-                 "connection closed during the TLS handshake: " + reason.message());
+    if (session_ && !session_->handshakeDone() && reason.isCleanClose()) {
+      r = Status(Status::Code::kTls, "the peer closed the connection during the TLS handshake");
     } else {
       r = reason;
     }
@@ -274,6 +277,13 @@ std::string TlsLayer::Upper::cipher() const {
 bool TlsLayer::Upper::sessionResumed() const {
   auto* s = layer_->session_.get();
   return s && s->handshakeDone() && s->resumed();
+}
+
+std::unique_ptr<api::Protocol> TlsContext::wrapForStartTLS(std::unique_ptr<api::Protocol> app) const {
+  TlsLayerOptions options;
+  options.upgrade = true;
+  return std::make_unique<TlsLayer>(std::const_pointer_cast<TlsContext>(shared_from_this()),
+                                    std::move(app), std::move(options));
 }
 
 std::unique_ptr<api::Protocol> TlsFactory::buildProtocol(const Address& peer) {

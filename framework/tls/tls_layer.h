@@ -27,6 +27,8 @@ namespace whorl::tls {
 struct TlsLayerOptions {
   // Called once: ok after the handshake, or the reason it failed / the connection was lost first.
   std::function<void(Status)> onHandshake;
+  // startTLS: the application is already connected; rebind it instead of connectionMade().
+  bool upgrade = false;
 };
 
 class TlsLayer final : public api::Protocol {
@@ -68,6 +70,9 @@ class TlsLayer final : public api::Protocol {
     std::string tlsVersion() const override;
     std::string cipher() const override;
     bool sessionResumed() const override;
+    Status startTLS(std::shared_ptr<const api::TlsUpgrade>, api::StartTLSOptions) override {
+      return Status::invalidArgument("startTLS: this connection already uses TLS");
+    }
 
    private:
     TlsLayer* layer_;
