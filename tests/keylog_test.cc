@@ -1,0 +1,79 @@
+// SSLKEYLOGFILE: opt-in NSS key-log lines so a person can decrypt a capture in Wireshark (as the
+// seed suggests for checking the switch to TLS). Its own binary: the variable is read once, when
+// the first TLS context is built.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "framework/tls/certificate.h"
+#include "framework/tls/options.h"
+#include "framework/tls/session.h"
+
+namespace whorl::tls {
+namespace {
+
+std::string cert(const std::string& name) {
+  return std::string(std::getenv("TEST_SRCDIR")) + "/whorl/certs/" + name;
+}
+
+// Runs one in-memory handshake between a client and a server session.
+void handshake(TlsSession& client, TlsSession& server) {
+  bool cdone = false, sdone = false;
+  for (int i = 0; i < 20 && !(cdone && sdone); ++i) {
+    bool c = false, s = false;
+    ASSERT_TRUE(client.advanceHandshake(&c).isOk());
+    cdone = cdone || c;
+    std::string toServer(client.output());
+    client.clearOutput();
+    server.beginInput(toServer);
+    ASSERT_TRUE(server.advanceHandshake(&s).isOk()) << server.failure().message();
+    sdone = sdone || s;
+    server.endInput();
+    std::string toClient(server.output());
+    server.clearOutput();
+    client.beginInput(toClient);
+    ASSERT_TRUE(client.advanceHandshake(&c).isOk()) << client.failure().message();
+    cdone = cdone || c;
+    client.endInput();
+  }
+  EXPECT_TRUE(cdone && sdone);
+}
+
+TEST(KeylogTest, WritesNssKeyLogLinesWhenAskedTo) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/keys.log";
+  setenv("SSLKEYLOGFILE", path.c_str(), 1);
+  auto pc = PrivateCertificate::loadPEMFile(cert("test/localhost.pem"));
+  ASSERT_TRUE(pc.isOk());
+  auto serverOptions = pc->options();
+  serverOptions.extraCertChain = {*Certificate::loadPEMFile(cert("test/intermediate.pem"))};
+  auto server = serverOptions.context();
+  ASSERT_TRUE(server.isOk()) << server.status().message();
+  auto client = optionsForClientTLS(
+      "localhost", trustRootFromCertificates({*Certificate::loadPEMFile(cert("test/ca.pem"))}));
+  ASSERT_TRUE(client.isOk()) << client.status().message();
+  auto cs = TlsSession::create(client->context);
+  auto ss = TlsSession::create(*server);
+  ASSERT_TRUE(cs.isOk() && ss.isOk());
+  handshake(**cs, **ss);
+
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string log = text.str();
+  // TLS 1.3: handshake and traffic secrets for both sides, each logged by both peers.
+  std::regex line("^(CLIENT|SERVER)_(HANDSHAKE|TRAFFIC)_(TRAFFIC_)?SECRET(_0)? [0-9a-f]{64} [0-9a-f]{64,96}$");
+  int matched = 0;
+  std::istringstream lines(log);
+  for (std::string l; std::getline(lines, l);) {
+    if (std::regex_match(l, line)) ++matched;
+  }
+  EXPECT_GE(matched, 8) << log;
+  EXPECT_NE(log.find("CLIENT_TRAFFIC_SECRET_0 "), std::string::npos) << log;
+  EXPECT_NE(log.find("SERVER_HANDSHAKE_TRAFFIC_SECRET "), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace whorl::tls
