@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <strings.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 
 #include "framework/base/address.h"
 #include "framework/base/log.h"
+#include "framework/tls/session.h"
 
 namespace whorl::tls {
 
@@ -42,7 +44,11 @@ std::mutex g_keylogMu;
 FILE* g_keylog = nullptr;
 bool g_keylogChecked = false;
 
-void keylogCallback(const SSL*, const char* line) {
+void keylogCallback(const SSL* ssl, const char* line) {
+  // kTLS needs the TLS 1.3 traffic secrets of this connection.
+  if (auto* session = static_cast<TlsSession*>(SSL_get_ex_data(ssl, TlsSession::sessionIndex()))) {
+    session->noteSecret(line);
+  }
   std::lock_guard<std::mutex> lock(g_keylogMu);
   if (g_keylog != nullptr) {
     std::fprintf(g_keylog, "%s\n", line);
@@ -50,7 +56,8 @@ void keylogCallback(const SSL*, const char* line) {
   }
 }
 
-void maybeEnableKeylog(SSL_CTX* ctx) {
+void maybeEnableKeylog(SSL_CTX* ctx, KtlsMode ktls) {
+  if (ktls != KtlsMode::kOff) SSL_CTX_set_keylog_callback(ctx, keylogCallback);
   {
     std::lock_guard<std::mutex> lock(g_keylogMu);
     if (!g_keylogChecked) {
@@ -180,7 +187,7 @@ int serverNameCallback(SSL* ssl, int*, void*) {
 
 // Settings shared by the main and the per-SNI server contexts.
 Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& range,
-                       const std::optional<AcceptableCiphers>& ciphers) {
+                       const std::optional<AcceptableCiphers>& ciphers, KtlsMode ktls) {
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -196,15 +203,22 @@ Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& ra
                                           toString(range.first) + " to " + toString(range.second) +
                                           ": " + takeOpenSSLErrors());
   }
-  if (ciphers) {
+  if (ciphers && ciphers->tls12().empty()) {
+    // No TLS 1.2 cipher selected: OpenSSL cannot hold an empty list, so TLS 1.2 is turned off.
+    if (range.second < TLSVersion::TLSv1_3) {
+      return Status::invalidArgument(
+          "acceptableCiphers selects no TLS 1.2 cipher but TLS 1.3 is not allowed");
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  } else if (ciphers) {
     if (SSL_CTX_set_cipher_list(ctx, ciphers->tls12().c_str()) != 1) {
       return Status(Status::Code::kTls, "acceptableCiphers '" + ciphers->tls12() + "': " + takeOpenSSLErrors());
     }
-    if (SSL_CTX_set_ciphersuites(ctx, ciphers->tls13().c_str()) != 1) {
-      return Status(Status::Code::kTls, "acceptableCiphers (TLS 1.3) '" + ciphers->tls13() + "': " + takeOpenSSLErrors());
-    }
   }
-  maybeEnableKeylog(ctx);
+  if (ciphers && SSL_CTX_set_ciphersuites(ctx, ciphers->tls13().c_str()) != 1) {
+    return Status(Status::Code::kTls, "acceptableCiphers (TLS 1.3) '" + ciphers->tls13() + "': " + takeOpenSSLErrors());
+  }
+  maybeEnableKeylog(ctx, ktls);
   return Status::ok();
 }
 
@@ -235,6 +249,22 @@ Status useIdentity(SSL_CTX* ctx, const Certificate& cert, const KeyPair& key,
 }
 
 }  // namespace
+
+const char* toString(KtlsMode m) {
+  switch (m) {
+    case KtlsMode::kAuto: return "auto";
+    case KtlsMode::kOff: return "off";
+    case KtlsMode::kRequire: return "require";
+  }
+  return "?";
+}
+
+Result<KtlsMode> parseKtlsMode(std::string_view text) {
+  if (text == "auto") return KtlsMode::kAuto;
+  if (text == "off") return KtlsMode::kOff;
+  if (text == "require") return KtlsMode::kRequire;
+  return Status::invalidArgument("ktls must be auto, off or require, not '" + std::string(text) + "'");
+}
 
 const char* toString(TLSVersion v) {
   switch (v) {
@@ -275,8 +305,8 @@ Result<AcceptableCiphers> AcceptableCiphers::fromOpenSSLCipherString(std::string
   if (!ok12) return Status::invalidArgument("the cipher string '" + tls12 + "' matches no cipher");
   if (!ok13) return Status::invalidArgument("the TLS 1.3 ciphersuites '" + tls13 + "' match no cipher");
   AcceptableCiphers c;
-  // An empty list disables that family explicitly ("" is not "default").
-  c.tls12_ = tls12.empty() ? "!ALL" : tls12;
+  // An empty list disables that family ("" is not "default"): see configureCommon.
+  c.tls12_ = tls12;
   c.tls13_ = tls13;
   return c;
 }
@@ -351,6 +381,7 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
   tc->role_ = TlsContext::Role::kServer;
   tc->handshakeTimeout_ = handshakeTimeout;
   tc->protocols_ = acceptableProtocols;
+  tc->ktls_ = ktls;
 
   auto build = [&](const Certificate& cert, const KeyPair& key,
                    const std::vector<Certificate>& chain) -> Result<SSL_CTX*> {
@@ -362,9 +393,14 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
       return s;
     };
     SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
-    if (Status s = configureCommon(ctx, *range, acceptableCiphers); !s.isOk()) return fail(s);
+    if (Status s = configureCommon(ctx, *range, acceptableCiphers, ktls); !s.isOk()) return fail(s);
     if (Status s = useIdentity(ctx, cert, key, chain); !s.isOk()) return fail(s);
-    if (!enableSessionTickets) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (!enableSessionTickets) {
+      SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+      // In TLS 1.3 SSL_OP_NO_TICKET alone only switches to stateful tickets (still sent, still
+      // resumable); sending none is what turns TLS 1.3 resumption off.
+      SSL_CTX_set_num_tickets(ctx, 0);
+    }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     static const unsigned char kSessionContext[] = "whorl";
     SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
@@ -449,11 +485,12 @@ Result<ClientTLSOptions> optionsForClientTLS(std::string hostname, std::optional
   tc->handshakeTimeout_ = extras.handshakeTimeout;
   tc->protocols_ = acceptableProtocols;
   tc->resumeSessions_ = extras.resumeSessions;
+  tc->ktls_ = extras.ktls;
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == nullptr) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
   tc->ctx_ = ctx;
   SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
-  WHORL_RETURN_IF_ERROR(configureCommon(ctx, *range, extras.acceptableCiphers));
+  WHORL_RETURN_IF_ERROR(configureCommon(ctx, *range, extras.acceptableCiphers, extras.ktls));
   WHORL_RETURN_IF_ERROR(trustRoot->addTo(SSL_CTX_get_cert_store(ctx)));
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verifyCallback);
   if (clientCertificate) {
@@ -494,13 +531,24 @@ Result<SSL*> TlsContext::newSSL(VerifyFailure* verify) const {
     X509_VERIFY_PARAM_set1_ip_asc(param, ip.c_str());
   } else {
     SSL_set_tlsext_host_name(ssl, hostname_.c_str());
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+    // RFC 6125 6.4.3: a wildcard never matches an IDNA A-label. OpenSSL lets a whole-label "*"
+    // match "xn--..."; since a wildcard can only stand for the left-most label, a host whose
+    // left-most label is an A-label must match without wildcards.
+    if (strncasecmp(hostname_.c_str(), "xn--", 4) == 0) flags |= X509_CHECK_FLAG_NO_WILDCARDS;
+    X509_VERIFY_PARAM_set_hostflags(param, flags);
     X509_VERIFY_PARAM_set1_host(param, hostname_.c_str(), 0);
   }
   if (resumeSessions_) {
     std::lock_guard<std::mutex> lock(sessionMu_);
     if (cachedSession_ != nullptr && SSL_SESSION_is_resumable(cachedSession_)) {
-      SSL_set_session(ssl, cachedSession_);
+      // A copy: OpenSSL marks a connection's session not resumable when that connection ends
+      // without close_notify, which must not spoil the cached one for later connections.
+      SSL_SESSION* copy = SSL_SESSION_dup(cachedSession_);
+      if (copy != nullptr) {
+        SSL_set_session(ssl, copy);
+        SSL_SESSION_free(copy);
+      }
     }
   }
   return ssl;

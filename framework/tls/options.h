@@ -39,6 +39,12 @@ typedef struct ssl_session_st SSL_SESSION;
 namespace whorl::tls {
 
 enum class TLSVersion { SSLv3, TLSv1_0, TLSv1_1, TLSv1_2, TLSv1_3 };
+
+// Kernel TLS after the handshake: auto (use it where the kernel and cipher allow, else stay in
+// userspace), off, or require (fail the connection with the reason when it cannot be used).
+enum class KtlsMode { kAuto, kOff, kRequire };
+const char* toString(KtlsMode m);
+Result<KtlsMode> parseKtlsMode(std::string_view text);
 inline constexpr TLSVersion kDefaultMinimumTLSVersion = TLSVersion::TLSv1_2;
 const char* toString(TLSVersion v);
 // Accepts "TLSv1_2", "TLSv1.2", "1.2", "SSLv3".
@@ -86,6 +92,7 @@ struct CertificateOptions {
   // default for other names and for clients that send none.
   std::vector<PrivateCertificate> sniCertificates;
   std::chrono::milliseconds handshakeTimeout{10000};
+  KtlsMode ktls = KtlsMode::kAuto;
 
   // The negotiable range after applying the rules above, or the error.
   Result<std::pair<TLSVersion, TLSVersion>> versionRange() const;
@@ -101,6 +108,7 @@ struct ClientTLSExtras {
   std::optional<AcceptableCiphers> acceptableCiphers;
   std::chrono::milliseconds handshakeTimeout{10000};
   bool resumeSessions = true;
+  KtlsMode ktls = KtlsMode::kAuto;
 };
 
 // A client context bound to the name the server must prove (Twisted's ClientTLSOptions).
@@ -142,6 +150,7 @@ class TlsContext final : public api::TlsUpgrade,
   const std::string& hostname() const { return hostname_; }
   std::chrono::milliseconds handshakeTimeout() const { return handshakeTimeout_; }
   const std::vector<std::string>& acceptableProtocols() const { return protocols_; }
+  KtlsMode ktls() const { return ktls_; }
   SSL_CTX* raw() const { return ctx_; }
 
   // api::TlsUpgrade: transport()->startTLS(context) puts a TLS layer in this role under a live
@@ -180,6 +189,7 @@ class TlsContext final : public api::TlsUpgrade,
   std::vector<std::string> protocols_;
   std::unique_ptr<std::string> npnWire_;  // NPN advertisement, length-prefixed
   bool resumeSessions_ = true;
+  KtlsMode ktls_ = KtlsMode::kAuto;
   mutable std::mutex sessionMu_;
   mutable SSL_SESSION* cachedSession_ = nullptr;
 };

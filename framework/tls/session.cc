@@ -25,8 +25,85 @@ const BIO_METHOD* TlsSession::bioMethod() {
   return method;
 }
 
+void TlsSession::RecordCounter::feed(const unsigned char* data, size_t n) {
+  while (n > 0) {
+    if (bodyLeft > 0) {
+      size_t k = std::min(bodyLeft, n);
+      bodyLeft -= k;
+      data += k;
+      n -= k;
+      continue;
+    }
+    header[headerHave++] = *data++;
+    --n;
+    if (headerHave == 5) {
+      headerHave = 0;
+      bodyLeft = (static_cast<size_t>(header[3]) << 8) | header[4];
+      ++records;
+      if (header[0] == 20) {
+        sinceChangeCipherSpec = 0;  // ChangeCipherSpec: the next record uses the new keys
+      } else {
+        ++sinceChangeCipherSpec;
+      }
+    }
+  }
+}
+
+int TlsSession::sessionIndex() {
+  static int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+void TlsSession::noteSecret(const char* line) {
+  std::string_view l(line);
+  auto take = [&](std::string_view label, std::string* out) {
+    if (l.substr(0, label.size()) != label || l.size() <= label.size() || l[label.size()] != ' ') {
+      return;
+    }
+    auto space = l.rfind(' ');
+    std::string_view hex = l.substr(space + 1);
+    out->clear();
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+      out->push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    }
+  };
+  take("CLIENT_TRAFFIC_SECRET_0", &clientTrafficSecret_);
+  take("SERVER_TRAFFIC_SECRET_0", &serverTrafficSecret_);
+}
+
+uint64_t TlsSession::recordsSentUnderTrafficKeys() const {
+  if (SSL_version(ssl_) == TLS1_3_VERSION) {
+    // A TLS 1.3 server writes its session tickets in the call that completes the handshake, after
+    // switching to its application key; a client's last handshake record (Finished) is not.
+    return txAppAtCompletion_ + (outRecords_.records - outAtCompletion_);
+  }
+  return outRecords_.sinceChangeCipherSpec;  // TLS 1.2: Finished was record 0 of the new keys
+}
+
+uint64_t TlsSession::recordsReceivedUnderTrafficKeys() const {
+  uint64_t after = inRecords_.records - inAtCompletion_;
+  if (SSL_version(ssl_) == TLS1_3_VERSION) return after;
+  return inRecords_.sinceChangeCipherSpec;
+}
+
+size_t TlsSession::bytesToRecordBoundary() const {
+  // Bytes received but not yet consumed count towards the record too.
+  size_t pendingBytes = bufferedInput();
+  size_t need;
+  if (inRecords_.bodyLeft > 0) {
+    need = inRecords_.bodyLeft;
+  } else {
+    need = 5 - inRecords_.headerHave;
+    if (inRecords_.headerHave == 0) need = 0;
+  }
+  // Unconsumed buffered bytes may complete (or pass) the current record; the caller only uses
+  // this at a point where OpenSSL has consumed everything it could.
+  return need > pendingBytes ? need - pendingBytes : 0;
+}
+
 int TlsSession::bioWrite(BIO* b, const char* data, size_t len, size_t* written) {
   auto* self = static_cast<TlsSession*>(BIO_get_data(b));
+  self->outRecords_.feed(reinterpret_cast<const unsigned char*>(data), len);
   self->out_.append(std::string_view(data, len));
   *written = len;
   return 1;
@@ -52,6 +129,7 @@ int TlsSession::bioRead(BIO* b, char* data, size_t len, size_t* read) {
     *read = 0;
     return 0;
   }
+  self->inRecords_.feed(reinterpret_cast<const unsigned char*>(data), n);
   *read = n;
   return 1;
 }
@@ -76,6 +154,7 @@ Result<std::unique_ptr<TlsSession>> TlsSession::create(std::shared_ptr<TlsContex
   auto ssl = s->context_->newSSL(&s->verify_);
   if (!ssl) return ssl.status();
   s->ssl_ = *ssl;
+  SSL_set_ex_data(s->ssl_, sessionIndex(), s.get());
   BIO* bio = BIO_new(bioMethod());
   if (bio == nullptr) return Status(Status::Code::kTls, "BIO_new: " + takeOpenSSLErrors());
   BIO_set_data(bio, s.get());
@@ -108,6 +187,9 @@ Status TlsSession::fail(int sslError, const char* operation) {
         reason.find("http request") != std::string::npos ||
         reason.find("packet length too long") != std::string::npos) {
       reason = "the peer does not speak TLS (" + reason + ")";
+    } else if (reason == "unsupported protocol") {
+      // OpenSSL's words for "no TLS version in common", which read like an ALPN failure.
+      reason = "no TLS protocol version in common with the peer (unsupported protocol)";
     }
     reason = "TLS handshake failed: " + reason;
   }
@@ -120,10 +202,14 @@ Status TlsSession::advanceHandshake(bool* completed) {
   if (handshakeDone_) return Status::ok();
   if (!failure_.isOk()) return failure_;
   ERR_clear_error();
+  uint64_t outBefore = outRecords_.records;
   int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
     handshakeDone_ = true;
     *completed = true;
+    outAtCompletion_ = outRecords_.records;
+    inAtCompletion_ = inRecords_.records;
+    if (SSL_is_server(ssl_) == 1) txAppAtCompletion_ = outRecords_.records - outBefore;
     return Status::ok();
   }
   int err = SSL_get_error(ssl_, rc);

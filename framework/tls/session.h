@@ -68,6 +68,21 @@ class TlsSession {
   SSL* ssl() const { return ssl_; }
   const TlsContext& context() const { return *context_; }
 
+  // kTLS bookkeeping (see ktls.h): TLS 1.3 application traffic secrets from the key log, and the
+  // records sent / received under the traffic keys so far (the kernel's starting sequences).
+  const std::string& trafficSecret(bool client) const {
+    return client ? clientTrafficSecret_ : serverTrafficSecret_;
+  }
+  uint64_t recordsSentUnderTrafficKeys() const;
+  uint64_t recordsReceivedUnderTrafficKeys() const;
+  // Bytes of the record being received that OpenSSL still needs (0 at a record boundary), and
+  // the size of the next record if its header has arrived: lets a transport read exactly up to a
+  // record boundary before the kernel takes over.
+  size_t bytesToRecordBoundary() const;
+  // Called by the key-log callback.
+  void noteSecret(const char* line);
+  static int sessionIndex();
+
   std::shared_ptr<X509> peerCertificate() const;
   std::optional<std::string> negotiatedProtocol() const;
   std::string version() const;
@@ -90,6 +105,24 @@ class TlsSession {
   ByteBuffer out_;         // ciphertext to send
   bool handshakeDone_ = false;
   Status failure_;
+
+  // Record framing of the bytes written by OpenSSL and consumed by it.
+  struct RecordCounter {
+    unsigned char header[5];
+    size_t headerHave = 0;
+    size_t bodyLeft = 0;
+    uint64_t records = 0;
+    uint64_t sinceChangeCipherSpec = 0;
+    // Returns how many bytes of `n` were framed; counts records as their headers complete.
+    void feed(const unsigned char* data, size_t n);
+  };
+  RecordCounter outRecords_;
+  RecordCounter inRecords_;
+  uint64_t outAtCompletion_ = 0;  // output records when the handshake completed
+  uint64_t inAtCompletion_ = 0;
+  uint64_t txAppAtCompletion_ = 0;
+  std::string clientTrafficSecret_;
+  std::string serverTrafficSecret_;
 };
 
 }  // namespace whorl::tls

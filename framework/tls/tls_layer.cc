@@ -1,5 +1,7 @@
 #include "framework/tls/tls_layer.h"
 
+#include <openssl/ssl.h>
+
 #include "framework/base/log.h"
 
 namespace whorl::tls {
@@ -168,6 +170,13 @@ void TlsLayer::connectionLost(const Status& reason) {
   if (r.isOk()) {
     if (session_ && !session_->handshakeDone() && reason.isCleanClose()) {
       r = Status(Status::Code::kTls, "the peer closed the connection during the TLS handshake");
+    } else if (session_ && reason.isCleanClose() && !closing_ &&
+               (SSL_get_shutdown(session_->ssl()) & SSL_RECEIVED_SHUTDOWN) == 0) {
+      // The connection ended under TLS without the peer's close_notify: what was received may
+      // have been cut short (truncation), so it is not an orderly close (Twisted agrees).
+      r = Status(Status::Code::kConnectionLost,
+                 "the peer closed the connection without a TLS close_notify (data may be "
+                 "truncated)");
     } else {
       r = reason;
     }

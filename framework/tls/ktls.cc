@@ -1,0 +1,219 @@
+#include "framework/tls/ktls.h"
+
+#include <linux/tls.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/ssl.h>
+
+#include <cstring>
+
+#include "framework/tls/certificate.h"
+#include "framework/tls/session.h"
+
+namespace whorl::tls {
+
+namespace {
+
+std::string bigEndian64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    s[static_cast<size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return s;
+}
+
+template <typename Info>
+std::string pack(const Info& info) {
+  return std::string(reinterpret_cast<const char*>(&info), sizeof(info));
+}
+
+std::string cryptoInfo(uint16_t version, uint16_t cipher, const KernelTlsDirection& d) {
+  std::string seq = bigEndian64(d.sequence);
+  switch (cipher) {
+    case TLS_CIPHER_AES_GCM_128: {
+      tls12_crypto_info_aes_gcm_128 i{};
+      i.info.version = version;
+      i.info.cipher_type = cipher;
+      std::memcpy(i.key, d.key.data(), sizeof(i.key));
+      std::memcpy(i.salt, d.salt.data(), sizeof(i.salt));
+      std::memcpy(i.iv, d.iv.data(), sizeof(i.iv));
+      std::memcpy(i.rec_seq, seq.data(), sizeof(i.rec_seq));
+      return pack(i);
+    }
+    case TLS_CIPHER_AES_GCM_256: {
+      tls12_crypto_info_aes_gcm_256 i{};
+      i.info.version = version;
+      i.info.cipher_type = cipher;
+      std::memcpy(i.key, d.key.data(), sizeof(i.key));
+      std::memcpy(i.salt, d.salt.data(), sizeof(i.salt));
+      std::memcpy(i.iv, d.iv.data(), sizeof(i.iv));
+      std::memcpy(i.rec_seq, seq.data(), sizeof(i.rec_seq));
+      return pack(i);
+    }
+    case TLS_CIPHER_CHACHA20_POLY1305: {
+      tls12_crypto_info_chacha20_poly1305 i{};
+      i.info.version = version;
+      i.info.cipher_type = cipher;
+      std::memcpy(i.key, d.key.data(), sizeof(i.key));
+      std::memcpy(i.iv, d.iv.data(), sizeof(i.iv));
+      std::memcpy(i.rec_seq, seq.data(), sizeof(i.rec_seq));
+      return pack(i);
+    }
+  }
+  return {};
+}
+
+Result<std::string> tls1Prf(const std::string& digest, const std::string& secret,
+                            const std::string& seed, size_t length) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "TLS1-PRF", nullptr);
+  if (kdf == nullptr) return Status(Status::Code::kTls, "TLS1-PRF unavailable: " + takeOpenSSLErrors());
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest.c_str()), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, const_cast<char*>(secret.data()), secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, const_cast<char*>(seed.data()), seed.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  std::string out(length, '\0');
+  int ok = EVP_KDF_derive(ctx, reinterpret_cast<unsigned char*>(out.data()), length, params);
+  EVP_KDF_CTX_free(ctx);
+  if (ok != 1) return Status(Status::Code::kTls, "TLS1-PRF: " + takeOpenSSLErrors());
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> hkdfExpandLabel(const std::string& digest, const std::string& secret,
+                                    const std::string& label, const std::string& context,
+                                    size_t length) {
+  // struct { uint16 length; opaque label<7..255> = "tls13 " + label; opaque context<0..255>; }
+  std::string info;
+  info.push_back(static_cast<char>(length >> 8));
+  info.push_back(static_cast<char>(length & 0xff));
+  std::string full = "tls13 " + label;
+  info.push_back(static_cast<char>(full.size()));
+  info += full;
+  info.push_back(static_cast<char>(context.size()));
+  info += context;
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  if (kdf == nullptr) return Status(Status::Code::kTls, "HKDF unavailable: " + takeOpenSSLErrors());
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest.c_str()), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<char*>(secret.data()), secret.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  std::string out(length, '\0');
+  int ok = EVP_KDF_derive(ctx, reinterpret_cast<unsigned char*>(out.data()), length, params);
+  EVP_KDF_CTX_free(ctx);
+  if (ok != 1) return Status(Status::Code::kTls, "HKDF-Expand-Label: " + takeOpenSSLErrors());
+  return out;
+}
+
+Result<KernelTlsParams> kernelTlsParams(const TlsSession& session) {
+  SSL* ssl = session.ssl();
+  if (!session.handshakeDone()) return Status(Status::Code::kTls, "kTLS: the handshake is not done");
+  KernelTlsParams p;
+  int version = SSL_version(ssl);
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+  if (cipher == nullptr) return Status(Status::Code::kTls, "kTLS: no cipher");
+  p.cipherName = SSL_CIPHER_get_name(cipher);
+  const EVP_MD* md = SSL_CIPHER_get_handshake_digest(cipher);
+  std::string digest = md != nullptr ? EVP_MD_get0_name(md) : "SHA256";
+  int nid = SSL_CIPHER_get_cipher_nid(cipher);
+  size_t keyLen = 0;
+  switch (nid) {
+    case NID_aes_128_gcm:
+      p.cipherType = TLS_CIPHER_AES_GCM_128;
+      keyLen = 16;
+      break;
+    case NID_aes_256_gcm:
+      p.cipherType = TLS_CIPHER_AES_GCM_256;
+      keyLen = 32;
+      break;
+    case NID_chacha20_poly1305:
+      p.cipherType = TLS_CIPHER_CHACHA20_POLY1305;
+      keyLen = 32;
+      break;
+    default:
+      return Status(Status::Code::kTls, "kTLS: cipher " + p.cipherName + " cannot be offloaded");
+  }
+  bool chacha = p.cipherType == TLS_CIPHER_CHACHA20_POLY1305;
+  bool isServer = SSL_is_server(ssl) == 1;
+  KernelTlsDirection client, server;
+
+  if (version == TLS1_3_VERSION) {
+    p.version = TLS_1_3_VERSION;
+    const std::string& cs = session.trafficSecret(/*client=*/true);
+    const std::string& ss = session.trafficSecret(/*client=*/false);
+    if (cs.empty() || ss.empty()) {
+      return Status(Status::Code::kTls, "kTLS: the traffic secrets were not captured");
+    }
+    for (auto [secret, dir] : {std::pair{&cs, &client}, std::pair{&ss, &server}}) {
+      auto key = hkdfExpandLabel(digest, *secret, "key", "", keyLen);
+      auto iv = hkdfExpandLabel(digest, *secret, "iv", "", 12);
+      if (!key) return key.status();
+      if (!iv) return iv.status();
+      dir->key = *key;
+      if (chacha) {
+        dir->iv = *iv;
+      } else {
+        dir->salt = iv->substr(0, 4);
+        dir->iv = iv->substr(4, 8);
+      }
+    }
+  } else if (version == TLS1_2_VERSION) {
+    p.version = TLS_1_2_VERSION;
+    SSL_SESSION* sess = SSL_get_session(ssl);
+    unsigned char master[SSL_MAX_MASTER_KEY_LENGTH];
+    size_t masterLen = SSL_SESSION_get_master_key(sess, master, sizeof(master));
+    unsigned char cr[SSL3_RANDOM_SIZE], sr[SSL3_RANDOM_SIZE];
+    SSL_get_client_random(ssl, cr, sizeof(cr));
+    SSL_get_server_random(ssl, sr, sizeof(sr));
+    std::string seed = "key expansion";
+    seed.append(reinterpret_cast<char*>(sr), sizeof(sr));
+    seed.append(reinterpret_cast<char*>(cr), sizeof(cr));
+    size_t ivLen = chacha ? 12 : 4;  // AEAD: no MAC keys; GCM's IV here is the implicit salt
+    auto block = tls1Prf(digest, std::string(reinterpret_cast<char*>(master), masterLen), seed,
+                         2 * keyLen + 2 * ivLen);
+    OPENSSL_cleanse(master, sizeof(master));
+    if (!block) return block.status();
+    client.key = block->substr(0, keyLen);
+    server.key = block->substr(keyLen, keyLen);
+    std::string civ = block->substr(2 * keyLen, ivLen);
+    std::string siv = block->substr(2 * keyLen + ivLen, ivLen);
+    if (chacha) {
+      client.iv = civ;
+      server.iv = siv;
+    } else {
+      client.salt = civ;
+      server.salt = siv;
+    }
+  } else {
+    return Status(Status::Code::kTls, std::string("kTLS: ") + SSL_get_version(ssl) +
+                                          " cannot be offloaded (TLS 1.2 and 1.3 only)");
+  }
+  KernelTlsDirection& tx = isServer ? server : client;
+  KernelTlsDirection& rx = isServer ? client : server;
+  tx.sequence = session.recordsSentUnderTrafficKeys();
+  rx.sequence = session.recordsReceivedUnderTrafficKeys();
+  if (version == TLS1_2_VERSION && !chacha) {
+    // The explicit nonce only has to be unique per record: the sequence number, as OpenSSL does.
+    tx.iv = bigEndian64(tx.sequence);
+    rx.iv = bigEndian64(rx.sequence);
+  }
+  tx.cryptoInfo = cryptoInfo(p.version, p.cipherType, tx);
+  rx.cryptoInfo = cryptoInfo(p.version, p.cipherType, rx);
+  p.tx = std::move(tx);
+  p.rx = std::move(rx);
+  return p;
+}
+
+}  // namespace whorl::tls
