@@ -41,8 +41,12 @@ int main(int argc, char** argv) {
   }
   int exitCode = 0;
   reactor::Runtime runtime({.shards = 1});
+  // Like Twisted's endpoint, report the connection once TCP is up: a TLS failure then reaches
+  // the protocol's connectionLost (printed once), not the connect callback as well.
+  endpoint::TlsClientConnectOptions connectOptions;
+  connectOptions.waitForHandshake = false;
   endpoint::SSL4ClientEndpoint endpoint(runtime.shard(0), host, static_cast<uint16_t>(port),
-                                        *options);
+                                        *options, {}, connectOptions);
   endpoint.connect(api::Factory::forProtocol<examples::EchoClient>(&exitCode),
                    [&](Result<api::Protocol*> p) {
                      if (!p) {

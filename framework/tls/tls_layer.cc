@@ -108,7 +108,9 @@ void TlsLayer::readLoop() {
 }
 
 void TlsLayer::flushPlaintext() {
-  if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk()) return;
+  if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk() || aborted_) {
+    return;
+  }
   // Full records: one SSL_write per 16 KiB of what the application wrote this turn.
   while (!plainOut_.empty()) {
     size_t n = std::min(plainOut_.size(), kMaxRecord);
@@ -201,9 +203,6 @@ void TlsLayer::Upper::write(std::string_view data) {
       l->scheduleFlush();
     }
   }
-  if (l->plainOut_.size() + l->transport()->bufferedBytes() > 0) {
-    // Flow control is the lower transport's: it pauses us (and we the app) above its mark.
-  }
 }
 
 void TlsLayer::Upper::writeSequence(std::span<const std::string_view> parts) {
@@ -226,6 +225,8 @@ void TlsLayer::Upper::loseConnection() {
 void TlsLayer::Upper::abortConnection() {
   TlsLayer* l = layer_;
   l->closing_ = true;
+  l->aborted_ = true;
+  l->plainOut_.release();
   l->transport()->abortConnection();
 }
 

@@ -98,6 +98,7 @@ class TlsLayer final : public api::Protocol {
   Status failure_;
   bool appPaused_ = false;
   bool closing_ = false;       // loseConnection() called
+  bool aborted_ = false;       // abortConnection() called: nothing more is encrypted
   bool closeAfterHandshake_ = false;
   bool flushScheduled_ = false;
   bool lost_ = false;
