@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "framework/endpoint/tls_endpoint.h"
+#include "framework/net/ktls_probe.h"
+#include "framework/tls/tls_layer.h"
 #include "framework/reactor/runtime.h"
 #include "framework/tls/certificate.h"
 #include "tests/socket_util.h"
@@ -365,6 +367,54 @@ TEST_F(HostileClientTest, ClientOfferingOnlyTls10IsRefused) {
   EXPECT_NE(rc, 0) << p.output();
   EXPECT_TRUE(journal_.waitForLoss("unsupported protocol")) << journal_.lossesText();
   expectStillServing();
+}
+
+
+// --- kernel TLS on a kernel without it (the development machines): auto falls back, require
+// fails clearly. The kTLS path itself is tested inside VMs (tools/ktls-vm).
+
+class ModeEcho : public RecordingEcho {
+ public:
+  using RecordingEcho::RecordingEcho;
+  void handshakeCompleted() override {
+    RecordingEcho::handshakeCompleted();
+    transport()->write("mode=" + transport()->tlsMode() + "\n");
+  }
+};
+
+TEST_F(TlsLoopbackTest, KernelTlsAutoFallsBackToUserspaceWhereTheKernelLacksIt) {
+  if (net::kernelTlsSupport().isOk()) GTEST_SKIP() << "this kernel has kTLS; see the VM suite";
+  auto o = serverOptions();
+  o.ktls = tls::KtlsMode::kAuto;
+  endpoint::TcpServerOptions tcp;
+  tcp.interface = "127.0.0.1";
+  auto port = endpoint::SSL4ServerEndpoint(*runtime_, 0, o, tcp)
+                  .listen(api::Factory::forProtocol<ModeEcho>(&journal_));
+  ASSERT_TRUE(port.isOk());
+  uint64_t before = tls::tlsModeCounts().userspace;
+  std::string out = sClientEcho((*port)->getHost().port(), {}, "fallback works");
+  EXPECT_NE(out.find("mode=userspace"), std::string::npos) << out;
+  EXPECT_NE(out.find("fallback works"), std::string::npos) << out;
+  EXPECT_GT(tls::tlsModeCounts().userspace, before);
+  EXPECT_NE(net::kernelTlsSupport().message().find("TCP_ULP"), std::string::npos);
+}
+
+TEST_F(TlsLoopbackTest, KernelTlsRequireFailsClearlyWhereTheKernelLacksIt) {
+  if (net::kernelTlsSupport().isOk()) GTEST_SKIP() << "this kernel has kTLS; see the VM suite";
+  auto o = serverOptions();
+  o.ktls = tls::KtlsMode::kRequire;
+  uint16_t port = listen(o);
+  std::string out = sClientEcho(port, {}, "must not be echoed");
+  EXPECT_EQ(out.find("must not be echoed\n"), std::string::npos) << out;
+  EXPECT_TRUE(journal_.waitForLoss("ktls=require: setsockopt TCP_ULP tls")) << journal_.lossesText();
+  // The client side says the same when it requires kTLS.
+  tls::ClientTLSExtras extras;
+  extras.ktls = tls::KtlsMode::kRequire;
+  auto options = tls::optionsForClientTLS("localhost", testCa(), {}, {}, extras);
+  ASSERT_TRUE(options.isOk());
+  uint16_t plain = listen(serverOptions());
+  std::string got = whorlClient(*runtime_, plain, *options);
+  EXPECT_NE(got.find("ktls=require"), std::string::npos) << got;
 }
 
 }  // namespace

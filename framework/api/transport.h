@@ -16,6 +16,8 @@
 #include <span>
 #include <string_view>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +59,15 @@ class TlsUpgrade {
   virtual bool actsAsClient() const = 0;
   // Puts `app` under a new TLS layer; the returned protocol goes below it on the transport.
   virtual std::unique_ptr<Protocol> wrapForStartTLS(std::unique_ptr<Protocol> app) const = 0;
+};
+
+// Kernel TLS hand-over (used by the TLS layer, not by applications): the crypto_info blobs for
+// setsockopt(SOL_TLS, TLS_TX / TLS_RX), and where records that are not application data go.
+struct KernelTlsSetup {
+  std::string txInfo;
+  std::string rxInfo;
+  // A record of another type (alert 21, handshake 22) read from the kernel, decrypted.
+  std::function<void(uint8_t type, std::string_view data)> onControlRecord;
 };
 
 class Transport {
@@ -108,6 +119,31 @@ class Transport {
     (void)options;
     return Status::invalidArgument("startTLS is not supported on this transport");
   }
+
+  // --- kernel TLS, for layers: a socket transport can hand record crypto to the kernel ---
+  // Ok if this transport can hand TLS records to the kernel; otherwise why not (the reason is
+  // logged and, with ktls=require, becomes the connection's failure).
+  virtual Status kernelTlsAvailable() const {
+    return Status(Status::Code::kUnavailable, "kernel TLS needs a TCP socket transport");
+  }
+  // Deliver at most `limit` more bytes, then stop reading until called again (exact reads keep
+  // bytes meant for the kernel in the socket). kNoReadLimit streams freely again.
+  static constexpr size_t kNoReadLimit = static_cast<size_t>(-1);
+  virtual void setReadLimit(size_t limit) { (void)limit; }
+  // Once every byte written so far is on the wire, installs the kernel keys; from then on write()
+  // takes and dataReceived() delivers plaintext. `done` runs on the reactor thread with the
+  // result (a refusal leaves the transport as it was).
+  virtual void startKernelTls(KernelTlsSetup setup, std::function<void(Status)> done) {
+    (void)setup;
+    done(Status(Status::Code::kUnavailable, "kernel TLS is not supported on this transport"));
+  }
+  // Kernel TLS only: sends one record of another type (an alert) after what was written.
+  virtual void sendControlRecord(uint8_t type, std::string_view data) {
+    (void)type;
+    (void)data;
+  }
+  // "userspace", "kernel TX+RX"; empty for plain transports.
+  virtual std::string tlsMode() const { return {}; }
 };
 
 }  // namespace whorl::api

@@ -161,6 +161,7 @@ constexpr Param kSslServerParams[] = {
     {"caCerts", false},
     {"tlsMinimum", false},
     {"tlsMaximum", false},
+    {"ktls", false},
 };
 
 // ssl:PORT:privateKey=FILE[:certKey=FILE]...: Twisted's SSL server string, plus caCerts (client
@@ -206,6 +207,11 @@ Result<std::unique_ptr<ServerEndpoint>> buildSslServer(reactor::Runtime& runtime
     auto version = tls::parseTLSVersion(*v);
     if (!version) return a.error("tlsMaximum: " + version.status().message());
     options.lowerMaximumSecurityTo = *version;
+  }
+  if (const std::string* k = a.get("ktls")) {
+    auto mode = tls::parseKtlsMode(*k);
+    if (!mode) return a.error(mode.status().message());
+    options.ktls = *mode;
   }
   if (auto range = options.versionRange(); !range) return a.error(range.status().message());
   TcpServerOptions tcp;
@@ -281,6 +287,7 @@ constexpr Param kTlsClientParams[] = {
     {"trustRoots", false},
     {"certificate", false},
     {"privateKey", false},
+    {"ktls", false},
 };
 
 // tls:HOST:PORT[:trustRoots=PATH][:certificate=FILE][:privateKey=FILE][:timeout=S]: Twisted's
@@ -322,7 +329,13 @@ Result<std::unique_ptr<ClientEndpoint>> buildTlsClient(reactor::Shard& shard, co
     }
     tcp.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
   }
-  auto options = tls::optionsForClientTLS(host, trust, clientCert);
+  tls::ClientTLSExtras extras;
+  if (const std::string* k = a.get("ktls")) {
+    auto mode = tls::parseKtlsMode(*k);
+    if (!mode) return a.error(mode.status().message());
+    extras.ktls = *mode;
+  }
+  auto options = tls::optionsForClientTLS(host, trust, clientCert, {}, extras);
   if (!options) return a.error(options.status().message());
   return std::unique_ptr<ClientEndpoint>(
       std::make_unique<SSL4ClientEndpoint>(shard, host, *port, *options, std::move(tcp)));

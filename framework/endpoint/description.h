@@ -16,16 +16,17 @@
 //   tcp:PORT[:interface=ADDR][:backlog=N]    TCP4ServerEndpoint (interface: an IPv4 literal)
 //   tcp6:PORT[:interface=ADDR][:backlog=N]   TCP6ServerEndpoint (interface: an IPv6 literal)
 //   ssl:PORT:privateKey=FILE[:certKey=FILE][:extraCertChain=FILE][:dhParameters=FILE]
-//       [:interface=ADDR][:backlog=N][:caCerts=PATH][:tlsMinimum=V][:tlsMaximum=V]
+//       [:interface=ADDR][:backlog=N][:caCerts=PATH][:tlsMinimum=V][:tlsMaximum=V][:ktls=M]
 //                                            SSL4ServerEndpoint. privateKey may hold the
 //                                            certificate too (certKey defaults to it); caCerts
 //                                            (file or directory) requires client certificates;
-//                                            V is TLSv1_2, 1.3, ...
+//                                            V is TLSv1_2, 1.3, ...; M is auto (default),
+//                                            off or require (kernel TLS)
 // Client types:
 //   tcp:host=HOST:port=PORT[:timeout=SECONDS] HostnameEndpoint: HOST is a name or literal and
 //                                             every address it resolves to is tried (IPv4 and
 //                                             IPv6); the timeout may be fractional.
-//   tls:HOST:PORT[:trustRoots=PATH][:certificate=FILE][:privateKey=FILE][:timeout=SECONDS]
+//   tls:HOST:PORT[:trustRoots=PATH][:certificate=FILE][:privateKey=FILE][:timeout=SECONDS][:ktls=M]
 //                                             SSL4ClientEndpoint verifying HOST against
 //                                             trustRoots (default: the system store).
 // Arguments may also be given positionally in the order shown ("tcp:localhost:8000").

@@ -1,5 +1,7 @@
 #include "framework/endpoint/tls_endpoint.h"
 
+#include "framework/net/ktls_probe.h"
+
 namespace whorl::endpoint {
 
 SSL4ServerEndpoint::SSL4ServerEndpoint(reactor::Runtime& runtime, uint16_t port,
@@ -12,6 +14,8 @@ Result<std::unique_ptr<ListeningPort>> SSL4ServerEndpoint::listen(
     std::shared_ptr<api::Factory> factory) {
   auto context = options_.context();
   if (!context) return context.status();
+  // Say at start-up whether the kernel will take the record crypto (logged once per process).
+  if (options_.ktls != tls::KtlsMode::kOff) (void)net::kernelTlsSupport();
   auto tlsFactory = std::make_shared<tls::TlsFactory>(*context, std::move(factory));
   return TCPServerEndpoint(runtime_, family_, port_, tcp_).listen(std::move(tlsFactory));
 }

@@ -5,11 +5,50 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/tls.h>
+
+#include <cstring>
+#include <deque>
+
 #include "framework/base/log.h"
+#include "framework/net/ktls_probe.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
 
 namespace whorl::net {
 
 using uring::Ring;
+
+namespace {
+constexpr size_t kExactBufferSize = 16384 + 512;  // one TLS record at most
+constexpr size_t kControlBufferSize = 16384 + 512;
+}  // namespace
+
+struct TcpTransport::KernelTlsState {
+  api::KernelTlsSetup setup;
+  std::function<void(Status)> done;
+  bool pending = false;  // waiting for the send side to drain
+  bool tx = false;
+  bool rx = false;
+  bool controlArmed = false;
+  bool controlSendInFlight = false;
+  // recvmsg of a record that is not application data (the kernel reports its type in a cmsg).
+  msghdr recvMsg{};
+  iovec recvIov{};
+  char recvData[kControlBufferSize];
+  char recvCmsg[CMSG_SPACE(sizeof(unsigned char))];
+  // sendmsg of our own control records (alerts), in order after the data written before them.
+  struct Outgoing {
+    uint8_t type;
+    std::string data;
+  };
+  std::deque<Outgoing> outgoing;
+  msghdr sendMsg{};
+  iovec sendIov{};
+  char sendCmsg[CMSG_SPACE(sizeof(unsigned char))];
+};
 
 TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions& options)
     : shard_(shard), fd_(fd), options_(options) {
@@ -38,6 +77,16 @@ void TcpTransport::start(std::unique_ptr<api::Protocol> protocol) {
 }
 
 void TcpTransport::armRecv() {
+  if (readLimit_ == 0) return;
+  if (readLimit_ != api::Transport::kNoReadLimit) {
+    if (!exactBuf_) exactBuf_.reset(new char[kExactBufferSize]);
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_recv(sqe, fd_, exactBuf_.get(), std::min(readLimit_, kExactBufferSize), 0);
+    Ring::setOp(sqe, &exactOp_);
+    recvArmed_ = true;
+    ++inflight_;
+    return;
+  }
   io_uring_sqe* sqe = shard_.ring().sqe();
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -70,11 +119,189 @@ void TcpTransport::onRecv(int res, uint32_t flags) {
     eof_ = true;
   } else if (res == -ENOBUFS) {
     shard_.stats().recvRearms.fetch_add(1, std::memory_order_relaxed);
+  } else if (res == -EIO && ktls_ && ktls_->rx) {
+    // Kernel TLS: the next record is not application data; read it with its type.
+    armControlRecv();
+  } else if (res == -EBADMSG && ktls_ && ktls_->rx) {
+    closeNow(Status(Status::Code::kTls, "kernel TLS: a record from " + peer_.toString() +
+                                            " failed authentication (bad record MAC): corrupted or forged"),
+             false);
+  } else if (res != -ECANCELED) {
+    closeNow(Status::fromErrno(-res, "recv from " + peer_.toString()), false);
+  }
+  if (res > 0) consumeReadLimit(static_cast<size_t>(res));
+  if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
+  maybeFinish();
+}
+
+void TcpTransport::consumeReadLimit(size_t n) {
+  if (readLimit_ == api::Transport::kNoReadLimit) return;
+  readLimit_ = n >= readLimit_ ? 0 : readLimit_ - n;
+}
+
+void TcpTransport::onExactRecv(int res, uint32_t) {
+  recvArmed_ = false;
+  --inflight_;
+  if (res > 0) {
+    shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+    consumeReadLimit(static_cast<size_t>(res));
+    std::string_view data(exactBuf_.get(), static_cast<size_t>(res));
+    if (state_ == State::kOpen) {
+      if (readingPaused_ || !held_.empty()) {
+        held_.append(data);
+      } else {
+        deliver(data);
+      }
+    }
+  } else if (res == 0) {
+    eof_ = true;
   } else if (res != -ECANCELED) {
     closeNow(Status::fromErrno(-res, "recv from " + peer_.toString()), false);
   }
   if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
   maybeFinish();
+}
+
+Status TcpTransport::kernelTlsAvailable() const { return kernelTlsSupport(); }
+
+void TcpTransport::setReadLimit(size_t limit) {
+  readLimit_ = limit;
+  // A multishot receive would read past the limit: stop it (what it already read is delivered).
+  if (limit != api::Transport::kNoReadLimit && recvArmed_ && !exactBuf_) {
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_cancel(sqe, &recvOp_, 0);
+    Ring::setOp(sqe, &cancelOp_);
+    ++inflight_;
+  }
+  if (state_ == State::kOpen) shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::startKernelTls(api::KernelTlsSetup setup, std::function<void(Status)> done) {
+  if (state_ != State::kOpen) {
+    done(Status(Status::Code::kAborted, "kernel TLS: the connection is closing"));
+    return;
+  }
+  if (!ktls_) ktls_ = std::make_unique<KernelTlsState>();
+  ktls_->setup = std::move(setup);
+  ktls_->done = std::move(done);
+  ktls_->pending = true;
+  shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::installKernelTls() {
+  // Every handshake byte is on the wire (no send in flight, nothing pending) and no receive is
+  // armed: the kernel starts exactly at the next record in each direction.
+  KernelTlsState& k = *ktls_;
+  k.pending = false;
+  auto done = std::move(k.done);
+  k.done = nullptr;
+  if (setsockopt(fd_, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) != 0) {
+    done(Status::fromErrno(errno, "kernel TLS: setsockopt TCP_ULP tls"));
+    return;
+  }
+  if (setsockopt(fd_, SOL_TLS, TLS_TX, k.setup.txInfo.data(),
+                 static_cast<socklen_t>(k.setup.txInfo.size())) != 0) {
+    done(Status::fromErrno(errno, "kernel TLS: setsockopt TLS_TX"));
+    return;
+  }
+  k.tx = true;
+  if (!k.setup.rxInfo.empty()) {
+    if (setsockopt(fd_, SOL_TLS, TLS_RX, k.setup.rxInfo.data(),
+                   static_cast<socklen_t>(k.setup.rxInfo.size())) == 0) {
+      k.rx = true;
+    } else {
+      WHORL_LOG(kInfo, "kernel TLS: RX refused for %s (%s); receiving stays in userspace",
+                peer_.toString().c_str(), strerror(errno));
+    }
+  }
+  // Keys are wiped from our copy once the kernel has them.
+  explicit_bzero(k.setup.txInfo.data(), k.setup.txInfo.size());
+  explicit_bzero(k.setup.rxInfo.data(), k.setup.rxInfo.size());
+  readLimit_ = api::Transport::kNoReadLimit;
+  shard_.scheduleTurnEnd(this);
+  done(Status::ok());
+}
+
+void TcpTransport::armControlRecv() {
+  KernelTlsState& k = *ktls_;
+  if (k.controlArmed) return;
+  k.recvIov = {k.recvData, sizeof(k.recvData)};
+  k.recvMsg = {};
+  k.recvMsg.msg_iov = &k.recvIov;
+  k.recvMsg.msg_iovlen = 1;
+  k.recvMsg.msg_control = k.recvCmsg;
+  k.recvMsg.msg_controllen = sizeof(k.recvCmsg);
+  io_uring_sqe* sqe = shard_.ring().sqe();
+  io_uring_prep_recvmsg(sqe, fd_, &k.recvMsg, 0);
+  Ring::setOp(sqe, &controlRecvOp_);
+  k.controlArmed = true;
+  ++inflight_;
+}
+
+void TcpTransport::onControlRecv(int res, uint32_t) {
+  --inflight_;
+  KernelTlsState& k = *ktls_;
+  k.controlArmed = false;
+  if (res < 0) {
+    if (res == -EBADMSG) {
+      closeNow(Status(Status::Code::kTls, "kernel TLS: a record from " + peer_.toString() +
+                                              " failed authentication (bad record MAC): corrupted or forged"),
+               false);
+    } else if (res != -ECANCELED) {
+      closeNow(Status::fromErrno(-res, "kernel TLS: recvmsg from " + peer_.toString()), false);
+    }
+    maybeFinish();
+    return;
+  }
+  if (res == 0) {
+    eof_ = true;
+  } else {
+    unsigned char type = 23;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&k.recvMsg); c != nullptr; c = CMSG_NXTHDR(&k.recvMsg, c)) {
+      if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) {
+        type = *CMSG_DATA(c);
+      }
+    }
+    std::string_view data(k.recvData, static_cast<size_t>(res));
+    shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+    if (state_ == State::kOpen) {
+      if (type == 23) {
+        if (readingPaused_ || !held_.empty()) {
+          held_.append(data);
+        } else {
+          deliver(data);
+        }
+      } else if (k.setup.onControlRecord) {
+        k.setup.onControlRecord(type, data);
+      }
+    }
+  }
+  if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
+  maybeFinish();
+}
+
+void TcpTransport::sendControlRecord(uint8_t type, std::string_view data) {
+  if (!ktls_ || !ktls_->tx || state_ == State::kClosing || state_ == State::kClosed) return;
+  ktls_->outgoing.push_back({type, std::string(data)});
+  shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::onControlSend(int res, uint32_t) {
+  --inflight_;
+  sendInFlight_ = false;
+  ktls_->controlSendInFlight = false;
+  if (!ktls_->outgoing.empty()) ktls_->outgoing.pop_front();
+  if (res < 0 && res != -ECANCELED && state_ != State::kClosing) {
+    closeNow(Status::fromErrno(-res, "kernel TLS: sendmsg to " + peer_.toString()), false);
+  }
+  if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
+  maybeFinish();
+}
+
+std::string TcpTransport::tlsMode() const {
+  if (ktls_ && ktls_->tx && ktls_->rx) return "kernel TX+RX";
+  if (ktls_ && ktls_->tx) return "kernel TX";
+  return {};
 }
 
 void TcpTransport::deliver(std::string_view data) {
@@ -103,6 +330,29 @@ void TcpTransport::afterWrite() {
 
 void TcpTransport::startSend() {
   if (sendInFlight_ || state_ == State::kClosing || state_ == State::kClosed) return;
+  if (sending_.empty() && pending_.empty() && ktls_ && !ktls_->outgoing.empty()) {
+    // A control record (alert) after everything written before it, with its type in a cmsg.
+    KernelTlsState& k = *ktls_;
+    auto& rec = k.outgoing.front();
+    k.sendIov = {rec.data.data(), rec.data.size()};
+    k.sendMsg = {};
+    k.sendMsg.msg_iov = &k.sendIov;
+    k.sendMsg.msg_iovlen = 1;
+    k.sendMsg.msg_control = k.sendCmsg;
+    k.sendMsg.msg_controllen = sizeof(k.sendCmsg);
+    cmsghdr* c = CMSG_FIRSTHDR(&k.sendMsg);
+    c->cmsg_level = SOL_TLS;
+    c->cmsg_type = TLS_SET_RECORD_TYPE;
+    c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
+    *CMSG_DATA(c) = rec.type;
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_sendmsg(sqe, fd_, &k.sendMsg, MSG_NOSIGNAL);
+    Ring::setOp(sqe, &controlSendOp_);
+    sendInFlight_ = true;
+    k.controlSendInFlight = true;
+    ++inflight_;
+    return;
+  }
   if (sending_.empty()) {
     if (pending_.empty()) return;
     sending_.swap(pending_);
@@ -151,9 +401,18 @@ void TcpTransport::onTurnEnd() {
     reason_ = Status::connectionDone();
     state_ = State::kDisconnecting;
   }
-  if (state_ == State::kOpen && !readingPaused_ && !recvArmed_ && !eof_) armRecv();
   startSend();
-  if (state_ == State::kDisconnecting && !sendInFlight_ && bufferedBytes() == 0) {
+  if (ktls_ && ktls_->pending && state_ == State::kOpen && !sendInFlight_ && bufferedBytes() == 0 &&
+      !recvArmed_) {
+    installKernelTls();
+    if (state_ == State::kClosing || state_ == State::kClosed) return;
+  }
+  if (state_ == State::kOpen && !readingPaused_ && !recvArmed_ && !eof_ &&
+      !(ktls_ && (ktls_->pending || ktls_->controlArmed))) {
+    armRecv();
+  }
+  if (state_ == State::kDisconnecting && !sendInFlight_ && bufferedBytes() == 0 &&
+      !(ktls_ && !ktls_->outgoing.empty())) {
     // Everything was sent: half-close so the peer sees EOF after the last byte, then close.
     shutdown(fd_, SHUT_WR);
     closeNow(reason_.isOk() ? Status::connectionDone() : reason_, false);
@@ -189,7 +448,15 @@ Status TcpTransport::startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
   protocol_->makeConnection(this);
   api::PipelinedInput policy = options.pipelined;
   if (policy == api::PipelinedInput::kAuto) {
-    policy = tlsClient ? api::PipelinedInput::kDiscard : api::PipelinedInput::kReject;
+    // The TCP client sends the trigger and the TCP server the go-ahead. Bytes behind the trigger
+    // (TCP server) were sent before the peer saw the go-ahead: reject them. Bytes behind the
+    // go-ahead (TCP client) are discarded, except with reversed roles (normal=false), where the
+    // TCP server is the TLS client and its ClientHello follows its go-ahead at once.
+    if (tlsClient) {
+      policy = api::PipelinedInput::kDiscard;
+    } else {
+      policy = outgoing_ ? api::PipelinedInput::kUseAsTls : api::PipelinedInput::kReject;
+    }
   }
   if (!early.empty()) {
     switch (policy) {
@@ -270,7 +537,7 @@ void TcpTransport::closeNow(Status reason, bool reset) {
   state_ = State::kClosing;
   reason_ = std::move(reason);
   resetOnClose_ = reset;
-  if (recvArmed_ || sendInFlight_) {
+  if (recvArmed_ || sendInFlight_ || (ktls_ && ktls_->controlArmed)) {
     // Cancel every op on this socket; the socket itself is closed after the last completion, so
     // the fd number cannot be reused while a cancel or op still refers to it.
     io_uring_sqe* sqe = shard_.ring().sqe();

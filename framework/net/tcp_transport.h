@@ -58,6 +58,13 @@ class TcpTransport final : public api::Transport,
   // Connections we opened (connector) rather than accepted: the TCP client side.
   void markOutgoing() { outgoing_ = true; }
 
+  // Kernel TLS (see api::Transport).
+  Status kernelTlsAvailable() const override;
+  void setReadLimit(size_t limit) override;
+  void startKernelTls(api::KernelTlsSetup setup, std::function<void(Status)> done) override;
+  void sendControlRecord(uint8_t type, std::string_view data) override;
+  std::string tlsMode() const override;
+
   api::Protocol* protocol() const { return protocol_.get(); }
   int fd() const { return fd_; }
 
@@ -74,6 +81,12 @@ class TcpTransport final : public api::Transport,
   void onRecv(int res, uint32_t flags);
   void onSend(int res, uint32_t flags);
   void onCancel(int res, uint32_t flags);
+  void onExactRecv(int res, uint32_t flags);
+  void onControlRecv(int res, uint32_t flags);
+  void onControlSend(int res, uint32_t flags);
+  void armControlRecv();
+  void installKernelTls();
+  void consumeReadLimit(size_t n);
   void onTurnEnd() override;
   void armRecv();
   void startSend();
@@ -95,6 +108,9 @@ class TcpTransport final : public api::Transport,
   uring::MemberOp<TcpTransport, &TcpTransport::onRecv> recvOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onSend> sendOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onCancel> cancelOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onExactRecv> exactOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onControlRecv> controlRecvOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onControlSend> controlSendOp_{this};
   int inflight_ = 0;
   bool recvArmed_ = false;
   bool sendInFlight_ = false;
@@ -104,6 +120,13 @@ class TcpTransport final : public api::Transport,
   bool resetOnClose_ = false;
   bool outgoing_ = false;
   bool tlsStarted_ = false;
+
+  // Exact reads (a TLS layer keeping bytes meant for the kernel in the socket).
+  size_t readLimit_ = api::Transport::kNoReadLimit;
+  std::unique_ptr<char[]> exactBuf_;
+  // Kernel TLS.
+  struct KernelTlsState;
+  std::unique_ptr<KernelTlsState> ktls_;
 
   ByteBuffer pending_;   // written by the protocol, not yet handed to the kernel
   ByteBuffer sending_;   // handed to the kernel by the send in flight

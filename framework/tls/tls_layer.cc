@@ -2,12 +2,23 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
+
 #include "framework/base/log.h"
+#include "framework/tls/ktls.h"
 
 namespace whorl::tls {
 
 namespace {
 constexpr size_t kMaxRecord = 16384;
+constexpr size_t kRecordHeader = 5;
+std::atomic<uint64_t> g_userspace{0};
+std::atomic<uint64_t> g_kernelTx{0};
+std::atomic<uint64_t> g_kernelTxRx{0};
+}  // namespace
+
+TlsModeCounts tlsModeCounts() {
+  return {g_userspace.load(), g_kernelTx.load(), g_kernelTxRx.load()};
 }
 
 TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
@@ -41,15 +52,157 @@ void TlsLayer::connectionMade() {
     app_->makeConnection(&upper_);
   }
   if (lost_) return;
+  if (context_->ktls() != KtlsMode::kOff) {
+    Status available = transport()->kernelTlsAvailable();
+    if (available.isOk()) {
+      // Read exactly record by record during the handshake, so that every byte after it is
+      // still in the socket when the kernel takes over.
+      kernel_ = Kernel::kWanted;
+      transport()->setReadLimit(kRecordHeader);
+    } else if (context_->ktls() == KtlsMode::kRequire) {
+      failWith(Status(Status::Code::kTls, "ktls=require: " + available.message()));
+      transport()->abortConnection();
+      return;
+    }
+  }
+  if (lost_) return;
   advance();
 }
 
 void TlsLayer::dataReceived(std::string_view data) {
   if (!session_ || !failure_.isOk()) return;
+  if (kernel_ == Kernel::kActive && kernelRx_) {
+    // The kernel decrypted it.
+    if (!closing_) app_->dataReceived(data);
+    return;
+  }
   session_->beginInput(data);
   advance();
   session_->endInput();
   flushCiphertext();
+  if (kernel_ == Kernel::kWanted && !lost_ && failure_.isOk()) {
+    if (session_->handshakeDone()) {
+      maybeStartKernel();
+    } else {
+      requestRecordBoundaryRead();
+    }
+  }
+}
+
+void TlsLayer::requestRecordBoundaryRead() {
+  size_t need = session_->bytesToRecordBoundary();
+  transport()->setReadLimit(need > 0 ? need : kRecordHeader);
+}
+
+void TlsLayer::maybeStartKernel() {
+  if (kernel_ != Kernel::kWanted) return;
+  size_t need = session_->bytesToRecordBoundary();
+  if (need > 0) {
+    // A record is cut: finish it in userspace, then hand over at its end.
+    transport()->setReadLimit(need);
+    return;
+  }
+  transport()->setReadLimit(0);
+  auto params = kernelTlsParams(*session_);
+  if (!params) {
+    kernelFallback(params.status());
+    return;
+  }
+  kernel_ = Kernel::kInstalling;
+  api::KernelTlsSetup setup;
+  setup.txInfo = params->tx.cryptoInfo;
+  setup.rxInfo = params->rx.cryptoInfo;
+  auto alive = alive_;
+  setup.onControlRecord = [this, alive](uint8_t type, std::string_view data) {
+    if (*alive) onControlRecord(type, data);
+  };
+  transport()->startKernelTls(std::move(setup), [this, alive](Status s) {
+    if (*alive) onKernelInstalled(std::move(s));
+  });
+}
+
+void TlsLayer::onKernelInstalled(Status s) {
+  if (lost_) return;
+  if (!s.isOk()) {
+    kernelFallback(s);
+    return;
+  }
+  kernel_ = Kernel::kActive;
+  kernelRx_ = transport()->tlsMode() == "kernel TX+RX";
+  countMode();
+  if (!kernelRx_) transport()->setReadLimit(api::Transport::kNoReadLimit);
+  // What the application wrote meanwhile goes to the kernel as plaintext.
+  if (!plainOut_.empty() && !aborted_) transport()->write(plainOut_.view());
+  plainOut_.release();
+  session_->releaseBuffers();
+  if (closeAfterHandshake_ || (closing_ && !lost_)) closeGracefully();
+}
+
+void TlsLayer::kernelFallback(Status why) {
+  if (context_->ktls() == KtlsMode::kRequire) {
+    failWith(Status(Status::Code::kTls, "ktls=require: " + why.message()));
+    transport()->abortConnection();
+    return;
+  }
+  WHORL_LOG(kDebug, "kernel TLS not used for %s: %s", transport()->getPeer().toString().c_str(),
+            why.message().c_str());
+  kernel_ = Kernel::kOff;
+  countMode();
+  transport()->setReadLimit(api::Transport::kNoReadLimit);
+  flushPlaintext();
+  readLoop();
+  flushCiphertext();
+  if (closeAfterHandshake_) closeGracefully();
+}
+
+void TlsLayer::countMode() {
+  if (modeCounted_) return;
+  modeCounted_ = true;
+  if (kernel_ != Kernel::kActive) {
+    g_userspace.fetch_add(1, std::memory_order_relaxed);
+  } else if (kernelRx_) {
+    g_kernelTxRx.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    g_kernelTx.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void TlsLayer::onControlRecord(uint8_t type, std::string_view data) {
+  if (type == 21 && data.size() >= 2) {  // alert
+    auto desc = static_cast<unsigned char>(data[1]);
+    if (desc == 0) {  // close_notify: answer it and close
+      peerCloseNotify_ = true;
+      if (!closing_) {
+        closing_ = true;
+        transport()->sendControlRecord(21, std::string_view("\x01\x00", 2));
+        transport()->loseConnection();
+      }
+      return;
+    }
+    failWith(Status(Status::Code::kTls,
+                    std::string("the peer sent a TLS alert: ") + SSL_alert_desc_string_long(desc)));
+    transport()->loseConnection();
+    return;
+  }
+  if (type == 22 && !data.empty()) {  // a post-handshake message
+    auto msg = static_cast<unsigned char>(data[0]);
+    if (msg == 4) {
+      // NewSessionTicket after the kernel took over: not resumable from here (see README).
+      WHORL_LOG(kDebug, "kernel TLS: session ticket from %s not kept",
+                transport()->getPeer().toString().c_str());
+      return;
+    }
+    if (msg == 24) {
+      failWith(Status(Status::Code::kTls,
+                      "the peer sent a TLS KeyUpdate, which kernel TLS cannot follow on this "
+                      "kernel (rekeying needs Linux 6.14): connection closed"));
+      transport()->sendControlRecord(21, std::string_view("\x02\x0a", 2));  // unexpected_message
+      transport()->loseConnection();
+      return;
+    }
+  }
+  failWith(Status(Status::Code::kTls, "kernel TLS: unexpected record of type " + std::to_string(type)));
+  transport()->loseConnection();
 }
 
 void TlsLayer::advance() {
@@ -74,6 +227,8 @@ void TlsLayer::handshakeDone() {
   handshakeTimer_.cancel();
   notifyHandshake(Status::ok());
   app_->handshakeCompleted();
+  if (kernel_ == Kernel::kWanted) return;  // writes wait for the kernel (maybeStartKernel)
+  countMode();
   flushPlaintext();
   if (closeAfterHandshake_) closeGracefully();
 }
@@ -93,8 +248,12 @@ void TlsLayer::readLoop() {
       if (!closing_) {
         closing_ = true;
         flushPlaintext();
-        session_->shutdown();
-        flushCiphertext();
+        if (kernel_ == Kernel::kActive) {
+          transport()->sendControlRecord(21, std::string_view("\x01\x00", 2));
+        } else {
+          session_->shutdown();
+          flushCiphertext();
+        }
         transport()->loseConnection();
       }
       break;
@@ -108,7 +267,13 @@ void TlsLayer::readLoop() {
 }
 
 void TlsLayer::flushPlaintext() {
-  if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk() || aborted_) {
+  if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk() || aborted_ ||
+      kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling) {
+    return;
+  }
+  if (kernel_ == Kernel::kActive) {
+    transport()->write(plainOut_.view());
+    plainOut_.release();
     return;
   }
   // Full records: one SSL_write per 16 KiB of what the application wrote this turn.
@@ -128,6 +293,10 @@ void TlsLayer::flushPlaintext() {
 
 void TlsLayer::flushCiphertext() {
   if (!session_ || lost_) return;
+  if (kernel_ == Kernel::kActive) {
+    session_->clearOutput();  // the kernel owns the sending side now
+    return;
+  }
   std::string_view out = session_->output();
   if (out.empty()) return;
   transport()->write(out);
@@ -146,6 +315,16 @@ void TlsLayer::scheduleFlush() {
 }
 
 void TlsLayer::closeGracefully() {
+  if (kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling) {
+    closeAfterHandshake_ = true;  // once the kernel has the keys (or we fell back)
+    return;
+  }
+  if (kernel_ == Kernel::kActive) {
+    flushPlaintext();
+    transport()->sendControlRecord(21, std::string_view("\x01\x00", 2));  // close_notify
+    transport()->loseConnection();
+    return;
+  }
   flushPlaintext();
   if (session_ && failure_.isOk()) session_->shutdown();
   flushCiphertext();
@@ -172,7 +351,7 @@ void TlsLayer::connectionLost(const Status& reason) {
   if (r.isOk()) {
     if (session_ && !session_->handshakeDone() && reason.isCleanClose()) {
       r = Status(Status::Code::kTls, "the peer closed the connection during the TLS handshake");
-    } else if (session_ && reason.isCleanClose() && !closing_ &&
+    } else if (session_ && reason.isCleanClose() && !closing_ && !peerCloseNotify_ &&
                (SSL_get_shutdown(session_->ssl()) & SSL_RECEIVED_SHUTDOWN) == 0) {
       // The connection ended under TLS without the peer's close_notify: what was received may
       // have been cut short (truncation), so it is not an orderly close (Twisted agrees).
@@ -195,6 +374,10 @@ void TlsLayer::resumeProducing() { app_->resumeProducing(); }
 void TlsLayer::Upper::write(std::string_view data) {
   TlsLayer* l = layer_;
   if (l->closing_ || l->lost_ || data.empty()) return;
+  if (l->kernel_ == Kernel::kActive) {
+    l->transport()->write(data);  // plaintext: the kernel makes the records
+    return;
+  }
   l->plainOut_.append(data);
   if (l->session_ && l->session_->handshakeDone()) {
     if (l->plainOut_.size() >= kMaxRecord * 4) {
@@ -240,9 +423,12 @@ void TlsLayer::Upper::pauseProducing() {
 
 void TlsLayer::Upper::resumeProducing() {
   TlsLayer* l = layer_;
+  // Forwarded even when this layer did not pause: after startTLS the application may resume a
+  // transport it paused before the layer was put under it (e.g. its plaintext writes went over
+  // the high-water mark just before the upgrade); otherwise reading would stay paused for good.
+  l->transport()->resumeProducing();
   if (!l->appPaused_) return;
   l->appPaused_ = false;
-  l->transport()->resumeProducing();
   // Records already decrypted or buffered are delivered without waiting for new input.
   if (l->session_ && l->session_->handshakeDone() && l->session_->hasPendingPlaintext()) {
     auto alive = l->alive_;
@@ -282,6 +468,11 @@ std::string TlsLayer::Upper::tlsVersion() const {
 std::string TlsLayer::Upper::cipher() const {
   auto* s = layer_->session_.get();
   return s && s->handshakeDone() ? s->cipher() : "";
+}
+
+std::string TlsLayer::Upper::tlsMode() const {
+  if (layer_->kernel_ == Kernel::kActive) return layer_->transport()->tlsMode();
+  return "userspace";
 }
 
 bool TlsLayer::Upper::sessionResumed() const {

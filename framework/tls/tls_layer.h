@@ -73,6 +73,7 @@ class TlsLayer final : public api::Protocol {
     Status startTLS(std::shared_ptr<const api::TlsUpgrade>, api::StartTLSOptions) override {
       return Status::invalidArgument("startTLS: this connection already uses TLS");
     }
+    std::string tlsMode() const override;
 
    private:
     TlsLayer* layer_;
@@ -87,6 +88,13 @@ class TlsLayer final : public api::Protocol {
   void closeGracefully();
   void failWith(Status reason);
   void notifyHandshake(Status s);
+  // Kernel TLS.
+  void requestRecordBoundaryRead();
+  void maybeStartKernel();
+  void onKernelInstalled(Status s);
+  void kernelFallback(Status why);
+  void onControlRecord(uint8_t type, std::string_view data);
+  void countMode();
 
   std::shared_ptr<TlsContext> context_;
   std::unique_ptr<api::Protocol> app_;
@@ -102,9 +110,27 @@ class TlsLayer final : public api::Protocol {
   bool closeAfterHandshake_ = false;
   bool flushScheduled_ = false;
   bool lost_ = false;
+  enum class Kernel {
+    kOff,         // userspace TLS only
+    kWanted,      // reading record by record so the kernel can take over after the handshake
+    kInstalling,  // handshake done; waiting for the transport to install the keys
+    kActive,      // the kernel encrypts (and, if kernelRx_, decrypts)
+  };
+  Kernel kernel_ = Kernel::kOff;
+  bool kernelRx_ = false;
+  bool peerCloseNotify_ = false;  // kernel mode: the peer's close_notify arrived
+  bool modeCounted_ = false;
   // Callbacks queued on the reactor check this before touching the layer.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+// Connections by TLS mode, process-wide (for stats and tests).
+struct TlsModeCounts {
+  uint64_t userspace = 0;
+  uint64_t kernelTx = 0;
+  uint64_t kernelTxRx = 0;
+};
+TlsModeCounts tlsModeCounts();
 
 // Wraps an application factory: every connection gets a TlsLayer in `context`'s role.
 class TlsFactory final : public api::Factory {
