@@ -379,7 +379,8 @@ void TcpTransport::onSend(int res, uint32_t) {
       producerPaused_ = false;
       if (protocol_) protocol_->resumeProducing();
     }
-    if (state_ == State::kDisconnecting) shard_.scheduleTurnEnd(this);
+    // Closing, or a kernel TLS hand-over, waits for the send side to drain.
+    if (state_ == State::kDisconnecting || (ktls_ && ktls_->pending)) shard_.scheduleTurnEnd(this);
   } else if (res != -ECANCELED || state_ == State::kOpen) {
     closeNow(Status::fromErrno(-res, "send to " + peer_.toString()), false);
   }

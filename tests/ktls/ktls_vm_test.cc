@@ -113,8 +113,13 @@ struct ClientResult {
 };
 class ClientEcho : public api::Protocol {
  public:
-  ClientEcho(const std::string* payload, std::promise<ClientResult>* done) : payload_(payload), done_(done) {}
+  ClientEcho(const std::string* payload, std::shared_ptr<std::promise<ClientResult>> done)
+      : payload_(payload), done_(std::move(done)) {}
   void handshakeCompleted() override { transport()->write(*payload_); }
+  // The whole payload is written at once: keep reading while it drains, or the echo would stall
+  // both sides (the default pauses reading above the high-water mark).
+  void pauseProducing() override {}
+  void resumeProducing() override {}
   void dataReceived(std::string_view d) override {
     if (r_.mode.empty()) r_.mode = transport()->tlsMode();
     r_.echoed.append(d);
@@ -127,7 +132,7 @@ class ClientEcho : public api::Protocol {
 
  private:
   const std::string* payload_;
-  std::promise<ClientResult>* done_;
+  std::shared_ptr<std::promise<ClientResult>> done_;
   ClientResult r_;
 };
 
@@ -174,16 +179,16 @@ class KtlsTest : public ::testing::TestWithParam<Case> {
     return ports_.back()->getHost().port();
   }
   ClientResult echo(uint16_t port, tls::ClientTLSOptions o, const std::string& payload) {
-    std::promise<ClientResult> done;
-    std::promise<Status> connected;
+    auto done = std::make_shared<std::promise<ClientResult>>();
+    auto connected = std::make_shared<std::promise<Status>>();
     endpoint::SSL4ClientEndpoint(rt_->shard(0), "127.0.0.1", port, o)
-        .connect(api::Factory::forProtocol<ClientEcho>(&payload, &done),
-                 [&](Result<api::Protocol*> r) { connected.set_value(r.status()); });
-    auto cs = connected.get_future();
+        .connect(api::Factory::forProtocol<ClientEcho>(&payload, done),
+                 [connected](Result<api::Protocol*> r) { connected->set_value(r.status()); });
+    auto cs = connected->get_future();
     if (cs.wait_for(20s) != std::future_status::ready) return {"", "", Status(Status::Code::kTimeout, "connect")};
     Status s = cs.get();
     if (!s.isOk()) return {"", "", s};
-    auto f = done.get_future();
+    auto f = done->get_future();
     if (f.wait_for(60s) != std::future_status::ready) return {"", "", Status(Status::Code::kTimeout, "echo")};
     return f.get();
   }
