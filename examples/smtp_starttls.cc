@@ -22,7 +22,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <ctime>
 #include <memory>
 #include <mutex>
@@ -260,7 +259,9 @@ class Smtp : public api::LineReceiver {
   }
 
   void hello(bool extended, std::string_view arg) {
-    if (arg.empty()) {
+    bool printable = true;
+    for (char c : arg) printable = printable && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+    if (arg.empty() || !printable) {  // it goes into the Received: header
       reply(extended ? "501 Syntax: EHLO hostname" : "501 Syntax: HELO hostname");
       return;
     }

@@ -38,7 +38,9 @@ class Protocol;
 // flight). In protocols where the client must wait for the server's go-ahead (SMTP, IMAP, POP3,
 // the seed's STARTTLS/READY), such bytes are an injection attack (CVE-2011-0411, CVE-2021-23222).
 enum class PipelinedInput {
-  kAuto,      // TLS server side: kReject; TLS client side: kDiscard
+  kAuto,      // TLS server: kReject on accepted connections, kUseAsTls on outgoing ones
+              // (reversed roles: the peer's ClientHello may follow the go-ahead at once);
+              // TLS client: kDiscard
   kReject,    // close the connection with a reason, and log it
   kDiscard,   // drop the bytes, log it, go on with the handshake
   kUseAsTls,  // feed them to TLS in order (protocols where the peer may pipeline its handshake)
