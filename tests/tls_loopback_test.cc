@@ -220,8 +220,9 @@ uint16_t freePort() {
 
 class Collector : public api::Protocol {
  public:
-  explicit Collector(std::promise<std::string>* done, std::string send, std::string until)
-      : done_(done), send_(std::move(send)), until_(std::move(until)) {}
+  // The promise is shared: a connect that fails early returns before the protocol is gone.
+  Collector(std::shared_ptr<std::promise<std::string>> done, std::string send, std::string until)
+      : done_(std::move(done)), send_(std::move(send)), until_(std::move(until)) {}
   void connectionMade() override { transport()->write(send_); }
   void dataReceived(std::string_view data) override {
     got_.append(data);
@@ -237,7 +238,7 @@ class Collector : public api::Protocol {
   }
 
  private:
-  std::promise<std::string>* done_;
+  std::shared_ptr<std::promise<std::string>> done_;
   std::string send_, until_, got_;
   bool reported_ = false;
 };
@@ -254,16 +255,16 @@ std::unique_ptr<Subprocess> startSServer(uint16_t port, std::vector<std::string>
 }
 
 std::string whorlClient(reactor::Runtime& rt, uint16_t port, tls::ClientTLSOptions options) {
-  std::promise<std::string> done;
-  std::promise<Status> connected;
+  auto done = std::make_shared<std::promise<std::string>>();
+  auto connected = std::make_shared<std::promise<Status>>();
   endpoint::SSL4ClientEndpoint client(rt.shard(0), "localhost", port, options);
-  client.connect(api::Factory::forProtocol<Collector>(&done, std::string("whorl\n"), std::string("lrohw")),
-                 [&](Result<api::Protocol*> r) { connected.set_value(r.status()); });
-  auto cf = connected.get_future();
+  client.connect(api::Factory::forProtocol<Collector>(done, std::string("whorl\n"), std::string("lrohw")),
+                 [connected](Result<api::Protocol*> r) { connected->set_value(r.status()); });
+  auto cf = connected->get_future();
   if (cf.wait_for(10s) != std::future_status::ready) return "connect timed out";
   Status s = cf.get();
   if (!s.isOk()) return "connect failed: " + s.message();
-  auto f = done.get_future();
+  auto f = done->get_future();
   if (f.wait_for(10s) != std::future_status::ready) return "no reply";
   return f.get();
 }
