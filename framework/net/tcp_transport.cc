@@ -84,6 +84,7 @@ void TcpTransport::armRecv() {
     io_uring_prep_recv(sqe, fd_, exactBuf_.get(), std::min(readLimit_, kExactBufferSize), 0);
     Ring::setOp(sqe, &exactOp_);
     recvArmed_ = true;
+    exactArmed_ = true;
     ++inflight_;
     return;
   }
@@ -141,6 +142,7 @@ void TcpTransport::consumeReadLimit(size_t n) {
 
 void TcpTransport::onExactRecv(int res, uint32_t) {
   recvArmed_ = false;
+  exactArmed_ = false;
   --inflight_;
   if (res > 0) {
     shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
@@ -167,7 +169,7 @@ Status TcpTransport::kernelTlsAvailable() const { return kernelTlsSupport(); }
 void TcpTransport::setReadLimit(size_t limit) {
   readLimit_ = limit;
   // A multishot receive would read past the limit: stop it (what it already read is delivered).
-  if (limit != api::Transport::kNoReadLimit && recvArmed_ && !exactBuf_) {
+  if (limit != api::Transport::kNoReadLimit && recvArmed_ && !exactArmed_) {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_cancel(sqe, &recvOp_, 0);
     Ring::setOp(sqe, &cancelOp_);
@@ -370,10 +372,9 @@ void TcpTransport::onSend(int res, uint32_t) {
   if (res >= 0) {
     shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     sending_.consume(static_cast<size_t>(res));
-    if (sending_.empty() && pending_.empty()) {
-      // Idle again: give back the memory of large bursts.
-      if (sending_.capacity() > 64 * 1024) sending_.release();
-    }
+    // Drained: give the memory back. The next flush swaps in pending_, which keeps its capacity
+    // for the writes of the next turn, so an idle connection holds no send buffer at all.
+    if (sending_.empty()) sending_.release();
     startSend();
     if (producerPaused_ && bufferedBytes() <= options_.lowWater && state_ == State::kOpen) {
       producerPaused_ = false;
@@ -403,6 +404,9 @@ void TcpTransport::onTurnEnd() {
     state_ = State::kDisconnecting;
   }
   startSend();
+  // Exact reads are over (they happen only during TLS handshakes): free their buffer here, never
+  // while a delivery from it may still be on the stack.
+  if (exactBuf_ && !exactArmed_ && readLimit_ == api::Transport::kNoReadLimit) exactBuf_.reset();
   if (ktls_ && ktls_->pending && state_ == State::kOpen && !sendInFlight_ && bufferedBytes() == 0 &&
       !recvArmed_) {
     installKernelTls();

@@ -124,6 +124,7 @@ class TcpTransport final : public api::Transport,
   // Exact reads (a TLS layer keeping bytes meant for the kernel in the socket).
   size_t readLimit_ = api::Transport::kNoReadLimit;
   std::unique_ptr<char[]> exactBuf_;
+  bool exactArmed_ = false;  // the armed receive is an exact one (into exactBuf_)
   // Kernel TLS.
   struct KernelTlsState;
   std::unique_ptr<KernelTlsState> ktls_;

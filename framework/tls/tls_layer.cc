@@ -225,6 +225,7 @@ void TlsLayer::advance() {
 
 void TlsLayer::handshakeDone() {
   handshakeTimer_.cancel();
+  session_->releaseBuffers();  // the handshake flight's buffers are not needed any more
   notifyHandshake(Status::ok());
   app_->handshakeCompleted();
   if (kernel_ == Kernel::kWanted) return;  // writes wait for the kernel (maybeStartKernel)
