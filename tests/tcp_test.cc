@@ -653,5 +653,76 @@ TEST(TcpTest, FactoryRefusalClosesTheConnection) {
   rt.join();
 }
 
+
+// Writes "head:", a file, ":tail" and closes: bytes around sendFile keep their order.
+class FileSender : public api::Protocol {
+ public:
+  FileSender(int fd, uint64_t size, std::promise<Status>* sent) : fd_(fd), size_(size), sent_(sent) {}
+  void connectionMade() override {
+    transport()->write("head:");
+    transport()->sendFile(fd_, 0, size_, [this](Status s) { sent_->set_value(s); });
+    transport()->write(":tail");
+    transport()->loseConnection();
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+  std::promise<Status>* sent_;
+};
+
+TEST(TcpTest, SendFileSplicesInOrderBetweenWrites) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/sendfile.bin";
+  std::string content = testutil::randomBytes(5 << 20, 42);
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(content.data(), 1, content.size(), f);
+    std::fclose(f);
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  reactor::Runtime rt(options(1));
+  ASSERT_TRUE(rt.start().isOk());
+  std::promise<Status> sent;
+  auto port = listenLocal(rt, api::Factory::forProtocol<FileSender>(fd, uint64_t{content.size()}, &sent));
+  ASSERT_TRUE(port);
+  int c = testutil::connectTo(port->getHost().port());
+  int err = -2;
+  std::string got = testutil::recvUntilEof(c, &err);
+  EXPECT_EQ(err, 0);
+  ASSERT_EQ(got.size(), content.size() + 10);
+  EXPECT_EQ(got.substr(0, 5), "head:");
+  EXPECT_TRUE(got.substr(5, content.size()) == content);
+  EXPECT_EQ(got.substr(5 + content.size()), ":tail");
+  EXPECT_TRUE(sent.get_future().get().isOk());
+  close(c);
+  close(fd);
+  rt.stop(0ms);
+  rt.join();
+}
+
+TEST(TcpTest, SendFileOfAShortFileFailsClearly) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/short.bin";
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    std::fwrite("12345", 1, 5, f);
+    std::fclose(f);
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  reactor::Runtime rt(options(1));
+  ASSERT_TRUE(rt.start().isOk());
+  std::promise<Status> sent;
+  auto port = listenLocal(rt, api::Factory::forProtocol<FileSender>(fd, uint64_t{100}, &sent));
+  int c = testutil::connectTo(port->getHost().port());
+  Status s = sent.get_future().get();
+  EXPECT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("ended 95 bytes before"), std::string::npos) << s.message();
+  close(c);
+  close(fd);
+  rt.stop(0ms);
+  rt.join();
+}
+
 }  // namespace
 }  // namespace whorl

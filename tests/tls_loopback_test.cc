@@ -1,7 +1,9 @@
 // TLS over real sockets against peers nobody here wrote: openssl s_client and s_server (TLS 1.2
 // and 1.3, client certificates, ALPN), Python's ssl module, and hostile or broken clients (garbage,
 // plain HTTP, a stalled handshake, TLS 1.0 only). The server must keep serving everyone else.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -416,6 +418,61 @@ TEST_F(TlsLoopbackTest, KernelTlsRequireFailsClearlyWhereTheKernelLacksIt) {
   uint16_t plain = listen(serverOptions());
   std::string got = whorlClient(*runtime_, plain, *options);
   EXPECT_NE(got.find("ktls=require"), std::string::npos) << got;
+}
+
+
+class TlsFileSender : public api::Protocol {
+ public:
+  TlsFileSender(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  void handshakeCompleted() override {
+    transport()->write("head:");
+    transport()->sendFile(fd_, 0, size_, [](Status) {});
+    transport()->write(":tail");
+    transport()->loseConnection();
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+};
+
+TEST_F(TlsLoopbackTest, SendFileOverUserspaceTlsReadsAndEncryptsInOrder) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/tls-sendfile.bin";
+  std::string content = testutil::randomBytes(3 << 20, 77);
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    std::fwrite(content.data(), 1, content.size(), f);
+    std::fclose(f);
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  endpoint::TcpServerOptions tcp;
+  tcp.interface = "127.0.0.1";
+  auto port = endpoint::SSL4ServerEndpoint(*runtime_, 0, serverOptions(), tcp)
+                  .listen(api::Factory::forProtocol<TlsFileSender>(fd, uint64_t{content.size()}));
+  ASSERT_TRUE(port.isOk());
+  const char* script = R"PY(
+import hashlib, socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw, ctx.wrap_socket(raw, server_hostname="localhost") as s:
+    data = b""
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        data += b
+print(len(data), data[:5].decode(), data[-5:].decode(), hashlib.sha256(data[5:-5]).hexdigest())
+)PY";
+  testutil::Subprocess p({"python3", "-c", script, std::to_string((*port)->getHost().port()), cert("test/ca.pem")});
+  EXPECT_EQ(p.wait(60s), 0) << p.output();
+  unsigned char md[32];
+  unsigned int n = 0;
+  EVP_Digest(content.data(), content.size(), md, &n, EVP_sha256(), nullptr);
+  char hex[65];
+  for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  EXPECT_NE(p.output().find(std::to_string(content.size() + 10) + " head: :tail " + hex), std::string::npos)
+      << p.output();
+  close(fd);
 }
 
 }  // namespace

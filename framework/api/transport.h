@@ -122,6 +122,17 @@ class Transport {
     return Status::invalidArgument("startTLS is not supported on this transport");
   }
 
+  // Sends `length` bytes of the open file `fd` from `offset`, after everything written before
+  // and before anything written after. `done` runs once on the reactor thread: ok when the last
+  // byte went to the kernel, else why not (the file was shorter, the connection closed). Keep fd
+  // open until then. Plain TCP and kernel TLS splice the file to the socket (no user-space
+  // copy); userspace TLS reads and encrypts. This default reads and writes (for test doubles).
+  virtual void sendFile(int fd, uint64_t offset, uint64_t length, std::function<void(Status)> done);
+  // Reads up to `length` bytes of `fd` at `offset` without blocking other connections; `done`
+  // gets the bytes (empty at end of file) or the error. This default uses pread.
+  virtual void readFile(int fd, uint64_t offset, size_t length,
+                        std::function<void(Result<std::string_view>)> done);
+
   // --- kernel TLS, for layers: a socket transport can hand record crypto to the kernel ---
   // Ok if this transport can hand TLS records to the kernel; otherwise why not (the reason is
   // logged and, with ktls=require, becomes the connection's failure).

@@ -8,6 +8,8 @@
 #include <linux/tls.h>
 
 #include <cstring>
+#include <fcntl.h>
+
 #include <deque>
 
 #include "framework/base/log.h"
@@ -64,6 +66,146 @@ TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions
 
 TcpTransport::~TcpTransport() {
   if (fd_ >= 0) close(fd_);
+  for (int p : pipe_) {
+    if (p >= 0) close(p);
+  }
+}
+
+size_t TcpTransport::bufferedBytes() const {
+  size_t n = pending_.size() + sending_.size() + inPipe_;
+  for (const auto& item : queue_) n += item.bytes.size();
+  return n;
+}
+
+void TcpTransport::sendFile(int fd, uint64_t offset, uint64_t length,
+                            std::function<void(Status)> done) {
+  if (state_ != State::kOpen) {
+    done(Status(Status::Code::kAborted, "sendFile: the connection is closing"));
+    return;
+  }
+  if (length == 0) {
+    done(Status::ok());
+    return;
+  }
+  // What was written before goes first; what is written after waits behind the file.
+  if (!pending_.empty()) {
+    OutItem before;
+    before.bytes.swap(pending_);
+    queue_.push_back(std::move(before));
+  }
+  OutItem item;
+  item.file.reset(new FileJob{fd, offset, length, std::move(done)});
+  queue_.push_back(std::move(item));
+  shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::spliceNext() {
+  FileJob& f = *file_;
+  if (inPipe_ > 0) {
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_splice(sqe, pipe_[0], -1, fd_, -1, static_cast<unsigned>(inPipe_), 0);
+    Ring::setOp(sqe, &spliceOutOp_);
+  } else {
+    size_t n = f.remaining < pipeSize_ ? static_cast<size_t>(f.remaining) : pipeSize_;
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_splice(sqe, f.fd, static_cast<int64_t>(f.offset), pipe_[1], -1,
+                         static_cast<unsigned>(n), 0);
+    Ring::setOp(sqe, &spliceInOp_);
+  }
+  sendInFlight_ = true;
+  ++inflight_;
+}
+
+void TcpTransport::onSpliceIn(int res, uint32_t) {
+  sendInFlight_ = false;
+  --inflight_;
+  if (state_ == State::kClosing || state_ == State::kClosed) {
+    maybeFinish();
+    return;
+  }
+  if (res <= 0) {
+    Status why = res == 0 ? Status(Status::Code::kIo,
+                                   "sendFile: the file ended " + std::to_string(file_->remaining) +
+                                       " bytes before the requested length")
+                          : Status::fromErrno(-res, "sendFile: splice from the file");
+    finishFile(why);
+    closeNow(why, false);
+    maybeFinish();
+    return;
+  }
+  inPipe_ = static_cast<size_t>(res);
+  file_->offset += static_cast<uint64_t>(res);
+  file_->remaining -= static_cast<uint64_t>(res);
+  spliceNext();
+}
+
+void TcpTransport::onSpliceOut(int res, uint32_t) {
+  sendInFlight_ = false;
+  --inflight_;
+  if (res < 0) {
+    if (res != -ECANCELED || state_ == State::kOpen) {
+      Status why = Status::fromErrno(-res, "sendFile: splice to " + peer_.toString());
+      finishFile(why);
+      closeNow(why, false);
+    }
+    maybeFinish();
+    return;
+  }
+  shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+  inPipe_ -= static_cast<size_t>(res);
+  if (state_ == State::kClosing || state_ == State::kClosed) {
+    maybeFinish();
+    return;
+  }
+  if (inPipe_ > 0 || file_->remaining > 0) {
+    spliceNext();
+    return;
+  }
+  finishFile(Status::ok());
+  startSend();
+  if (producerPaused_ && bufferedBytes() <= options_.lowWater && state_ == State::kOpen) {
+    producerPaused_ = false;
+    if (protocol_) protocol_->resumeProducing();
+  }
+  if (state_ == State::kDisconnecting) shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::finishFile(Status status) {
+  if (!file_) return;
+  auto done = std::move(file_->done);
+  file_.reset();
+  if (done) done(std::move(status));
+}
+
+void TcpTransport::readFile(int fd, uint64_t offset, size_t length,
+                            std::function<void(Result<std::string_view>)> done) {
+  if (fileReadDone_) {
+    done(Status(Status::Code::kUnavailable, "readFile: a read is already in flight"));
+    return;
+  }
+  if (length > 256 * 1024) length = 256 * 1024;
+  fileBuf_.reset(new char[length]);
+  fileReadDone_ = std::move(done);
+  io_uring_sqe* sqe = shard_.ring().sqe();
+  io_uring_prep_read(sqe, fd, fileBuf_.get(), static_cast<unsigned>(length), offset);
+  Ring::setOp(sqe, &fileReadOp_);
+  ++inflight_;
+}
+
+void TcpTransport::onFileRead(int res, uint32_t) {
+  --inflight_;
+  auto done = std::move(fileReadDone_);
+  fileReadDone_ = nullptr;
+  // The callback may start the next read (into a new fileBuf_): keep this one alive locally.
+  std::unique_ptr<char[]> buf = std::move(fileBuf_);
+  if (state_ == State::kOpen || state_ == State::kDisconnecting) {
+    if (res < 0) {
+      done(Status::fromErrno(-res, "read file"));
+    } else {
+      done(std::string_view(buf.get(), static_cast<size_t>(res)));
+    }
+  }
+  maybeFinish();
 }
 
 void TcpTransport::start(std::unique_ptr<api::Protocol> protocol) {
@@ -332,7 +474,8 @@ void TcpTransport::afterWrite() {
 
 void TcpTransport::startSend() {
   if (sendInFlight_ || state_ == State::kClosing || state_ == State::kClosed) return;
-  if (sending_.empty() && pending_.empty() && ktls_ && !ktls_->outgoing.empty()) {
+  if (sending_.empty() && pending_.empty() && queue_.empty() && !file_ && ktls_ &&
+      !ktls_->outgoing.empty()) {
     // A control record (alert) after everything written before it, with its type in a cmsg.
     KernelTlsState& k = *ktls_;
     auto& rec = k.outgoing.front();
@@ -354,6 +497,31 @@ void TcpTransport::startSend() {
     k.controlSendInFlight = true;
     ++inflight_;
     return;
+  }
+  if (sending_.empty() && !queue_.empty()) {
+    OutItem& front = queue_.front();
+    if (front.file) {
+      // Splice file pages through a pipe to the socket: no copy through user space, and over
+      // kernel TLS the kernel encrypts them.
+      if (pipe_[0] < 0) {
+        if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+          Status why = Status::fromErrno(errno, "sendFile: pipe");
+          file_ = std::move(front.file);
+          queue_.pop_front();
+          finishFile(why);
+          closeNow(why, false);
+          return;
+        }
+        int size = fcntl(pipe_[1], F_SETPIPE_SZ, 1 << 20);
+        pipeSize_ = size > 0 ? static_cast<size_t>(size) : 65536;
+      }
+      file_ = std::move(front.file);
+      queue_.pop_front();
+      spliceNext();
+      return;
+    }
+    sending_.swap(front.bytes);
+    queue_.pop_front();
   }
   if (sending_.empty()) {
     if (pending_.empty()) return;
@@ -407,7 +575,10 @@ void TcpTransport::onTurnEnd() {
   // Exact reads are over (they happen only during TLS handshakes): free their buffer here, never
   // while a delivery from it may still be on the stack.
   if (exactBuf_ && !exactArmed_ && readLimit_ == api::Transport::kNoReadLimit) exactBuf_.reset();
-  if (ktls_ && ktls_->pending && state_ == State::kOpen && !sendInFlight_ && bufferedBytes() == 0 &&
+  auto outputIdle = [this] {
+    return !sendInFlight_ && bufferedBytes() == 0 && queue_.empty() && !file_;
+  };
+  if (ktls_ && ktls_->pending && state_ == State::kOpen && outputIdle() &&
       !recvArmed_) {
     installKernelTls();
     if (state_ == State::kClosing || state_ == State::kClosed) return;
@@ -416,7 +587,7 @@ void TcpTransport::onTurnEnd() {
       !(ktls_ && (ktls_->pending || ktls_->controlArmed))) {
     armRecv();
   }
-  if (state_ == State::kDisconnecting && !sendInFlight_ && bufferedBytes() == 0 &&
+  if (state_ == State::kDisconnecting && outputIdle() &&
       !(ktls_ && !ktls_->outgoing.empty())) {
     // Everything was sent: half-close so the peer sees EOF after the last byte, then close.
     shutdown(fd_, SHUT_WR);
@@ -573,6 +744,11 @@ void TcpTransport::finish() {
   fd_ = -1;
   pending_.release();
   sending_.release();
+  finishFile(reason_.isOk() ? Status(Status::Code::kAborted, "connection closed") : reason_);
+  for (auto& item : queue_) {
+    if (item.file && item.file->done) item.file->done(Status(Status::Code::kAborted, "sendFile: the connection closed first"));
+  }
+  queue_.clear();
   held_.release();
   shard_.stats().open.fetch_sub(1, std::memory_order_relaxed);
   shard_.stats().closed.fetch_add(1, std::memory_order_relaxed);

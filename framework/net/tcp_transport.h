@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 
 #include "framework/api/protocol.h"
@@ -49,7 +51,7 @@ class TcpTransport final : public api::Transport,
   Address getHost() const override { return host_; }
   void pauseProducing() override;
   void resumeProducing() override;
-  size_t bufferedBytes() const override { return pending_.size() + sending_.size(); }
+  size_t bufferedBytes() const override;
   bool disconnecting() const override { return state_ != State::kOpen; }
   api::Reactor& reactor() override { return shard_; }
   Status startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
@@ -57,6 +59,10 @@ class TcpTransport final : public api::Transport,
 
   // Connections we opened (connector) rather than accepted: the TCP client side.
   void markOutgoing() { outgoing_ = true; }
+
+  void sendFile(int fd, uint64_t offset, uint64_t length, std::function<void(Status)> done) override;
+  void readFile(int fd, uint64_t offset, size_t length,
+                std::function<void(Result<std::string_view>)> done) override;
 
   // Kernel TLS (see api::Transport).
   Status kernelTlsAvailable() const override;
@@ -84,6 +90,11 @@ class TcpTransport final : public api::Transport,
   void onExactRecv(int res, uint32_t flags);
   void onControlRecv(int res, uint32_t flags);
   void onControlSend(int res, uint32_t flags);
+  void onSpliceIn(int res, uint32_t flags);
+  void onSpliceOut(int res, uint32_t flags);
+  void onFileRead(int res, uint32_t flags);
+  void spliceNext();
+  void finishFile(Status status);
   void armControlRecv();
   void installKernelTls();
   void consumeReadLimit(size_t n);
@@ -111,6 +122,9 @@ class TcpTransport final : public api::Transport,
   uring::MemberOp<TcpTransport, &TcpTransport::onExactRecv> exactOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onControlRecv> controlRecvOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onControlSend> controlSendOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceIn> spliceInOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceOut> spliceOutOp_{this};
+  uring::MemberOp<TcpTransport, &TcpTransport::onFileRead> fileReadOp_{this};
   int inflight_ = 0;
   bool recvArmed_ = false;
   bool sendInFlight_ = false;
@@ -125,6 +139,25 @@ class TcpTransport final : public api::Transport,
   size_t readLimit_ = api::Transport::kNoReadLimit;
   std::unique_ptr<char[]> exactBuf_;
   bool exactArmed_ = false;  // the armed receive is an exact one (into exactBuf_)
+  // sendFile: the output queue holds byte runs and files in order; pending_ is its open tail.
+  struct FileJob {
+    int fd;
+    uint64_t offset;
+    uint64_t remaining;
+    std::function<void(Status)> done;
+  };
+  struct OutItem {
+    ByteBuffer bytes;
+    std::unique_ptr<FileJob> file;
+  };
+  std::deque<OutItem> queue_;
+  std::unique_ptr<FileJob> file_;  // the file being spliced
+  int pipe_[2] = {-1, -1};
+  size_t pipeSize_ = 0;
+  size_t inPipe_ = 0;  // bytes spliced into the pipe, not yet out to the socket
+  // readFile: one read at a time.
+  std::unique_ptr<char[]> fileBuf_;
+  std::function<void(Result<std::string_view>)> fileReadDone_;
   // Kernel TLS.
   struct KernelTlsState;
   std::unique_ptr<KernelTlsState> ktls_;

@@ -135,6 +135,7 @@ void TlsLayer::onKernelInstalled(Status s) {
   if (!plainOut_.empty() && !aborted_) transport()->write(plainOut_.view());
   plainOut_.release();
   session_->releaseBuffers();
+  pumpFile();
   if (closeAfterHandshake_ || (closing_ && !lost_)) closeGracefully();
 }
 
@@ -150,6 +151,7 @@ void TlsLayer::kernelFallback(Status why) {
   countMode();
   transport()->setReadLimit(api::Transport::kNoReadLimit);
   flushPlaintext();
+  pumpFile();
   readLoop();
   flushCiphertext();
   if (closeAfterHandshake_) closeGracefully();
@@ -231,6 +233,7 @@ void TlsLayer::handshakeDone() {
   if (kernel_ == Kernel::kWanted) return;  // writes wait for the kernel (maybeStartKernel)
   countMode();
   flushPlaintext();
+  pumpFile();
   if (closeAfterHandshake_) closeGracefully();
 }
 
@@ -364,17 +367,114 @@ void TlsLayer::connectionLost(const Status& reason) {
     }
   }
   notifyHandshake(r);
+  while (!files_.empty()) {
+    auto done = std::move(files_.front().done);
+    files_.pop_front();
+    if (done) done(Status(Status::Code::kAborted, "sendFile: the connection closed first"));
+  }
   if (app_->transport() != nullptr) app_->connectionLost(r);
 }
 
-void TlsLayer::pauseProducing() { app_->pauseProducing(); }
-void TlsLayer::resumeProducing() { app_->resumeProducing(); }
+void TlsLayer::pauseProducing() {
+  lowerPaused_ = true;
+  app_->pauseProducing();
+}
+
+void TlsLayer::resumeProducing() {
+  lowerPaused_ = false;
+  pumpFile();
+  app_->resumeProducing();
+}
+
+void TlsLayer::pumpFile() {
+  if (files_.empty() && closeAfterFiles_ && !lost_) {
+    closeAfterFiles_ = false;
+    if (session_ && session_->handshakeDone()) {
+      closeGracefully();
+    } else {
+      closeAfterHandshake_ = true;
+    }
+    return;
+  }
+  while (!files_.empty() && !fileReading_ && !lost_ && !aborted_) {
+    FileSend& f = files_.front();
+    if (f.remaining == 0) {
+      FileSend done = std::move(files_.front());
+      files_.pop_front();
+      if (!done.after.empty()) {
+        plainOut_.append(done.after);  // before the next file, whatever comes after it
+        flushPlaintext();
+      }
+      if (done.done) done.done(Status::ok());
+      continue;
+    }
+    if (kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling || !session_ ||
+        !session_->handshakeDone()) {
+      return;  // resumed once the handshake and the kernel hand-over are settled
+    }
+    if (kernel_ == Kernel::kActive && plainOut_.empty()) {
+      // The kernel encrypts: splice the rest, then what was written after it.
+      FileSend rest = std::move(files_.front());
+      files_.pop_front();
+      transport()->sendFile(rest.fd, rest.offset, rest.remaining, std::move(rest.done));
+      if (!rest.after.empty()) transport()->write(rest.after);
+      continue;
+    }
+    if (lowerPaused_) return;  // resumeProducing() continues
+    fileReading_ = true;
+    auto alive = alive_;
+    size_t chunk = f.remaining < 65536 ? static_cast<size_t>(f.remaining) : 65536;
+    transport()->readFile(f.fd, f.offset, chunk, [this, alive](Result<std::string_view> r) {
+      if (!*alive) return;
+      fileReading_ = false;
+      if (files_.empty()) return;
+      FileSend& cur = files_.front();
+      if (!r || r->empty()) {
+        Status why = !r ? r.status()
+                        : Status(Status::Code::kIo, "sendFile: the file ended " +
+                                                        std::to_string(cur.remaining) +
+                                                        " bytes before the requested length");
+        auto done = std::move(cur.done);
+        files_.pop_front();
+        if (done) done(why);
+        upper_.abortConnection();
+        return;
+      }
+      plainOut_.append(*r);  // behind everything written before the file
+      cur.offset += r->size();
+      cur.remaining -= r->size();
+      flushPlaintext();
+      pumpFile();
+    });
+    return;
+  }
+  if (files_.empty() && closeAfterFiles_) pumpFile();
+}
 
 // --- the application's transport ---
+
+void TlsLayer::Upper::sendFile(int fd, uint64_t offset, uint64_t length,
+                               std::function<void(Status)> done) {
+  TlsLayer* l = layer_;
+  if (l->closing_ || l->lost_) {
+    done(Status(Status::Code::kAborted, "sendFile: the connection is closing"));
+    return;
+  }
+  if (l->kernel_ == Kernel::kActive && l->files_.empty() && l->plainOut_.empty()) {
+    l->transport()->sendFile(fd, offset, length, std::move(done));
+    return;
+  }
+  l->files_.push_back({fd, offset, length, std::move(done), {}});
+  l->pumpFile();
+}
 
 void TlsLayer::Upper::write(std::string_view data) {
   TlsLayer* l = layer_;
   if (l->closing_ || l->lost_ || data.empty()) return;
+  if (!l->files_.empty() && (l->files_.size() > 1 || l->files_.front().remaining > 0)) {
+    l->files_.back().after.append(data);  // after the file(s) queued before this write
+    return;
+  }
   if (l->kernel_ == Kernel::kActive) {
     l->transport()->write(data);  // plaintext: the kernel makes the records
     return;
@@ -397,6 +497,10 @@ void TlsLayer::Upper::loseConnection() {
   TlsLayer* l = layer_;
   if (l->closing_ || l->lost_) return;
   l->closing_ = true;
+  if (!l->files_.empty()) {
+    l->closeAfterFiles_ = true;  // pumpFile() closes once the last file is out
+    return;
+  }
   if (l->session_ && l->session_->handshakeDone()) {
     l->closeGracefully();
   } else if (l->failure_.isOk()) {

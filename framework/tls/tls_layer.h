@@ -13,6 +13,7 @@
 // application protocol; the transport below owns the layer.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 
@@ -74,6 +75,8 @@ class TlsLayer final : public api::Protocol {
       return Status::invalidArgument("startTLS: this connection already uses TLS");
     }
     std::string tlsMode() const override;
+    void sendFile(int fd, uint64_t offset, uint64_t length,
+                  std::function<void(Status)> done) override;
 
    private:
     TlsLayer* layer_;
@@ -95,6 +98,7 @@ class TlsLayer final : public api::Protocol {
   void kernelFallback(Status why);
   void onControlRecord(uint8_t type, std::string_view data);
   void countMode();
+  void pumpFile();
 
   std::shared_ptr<TlsContext> context_;
   std::unique_ptr<api::Protocol> app_;
@@ -120,6 +124,19 @@ class TlsLayer final : public api::Protocol {
   bool kernelRx_ = false;
   bool peerCloseNotify_ = false;  // kernel mode: the peer's close_notify arrived
   bool modeCounted_ = false;
+  // sendFile in userspace TLS: files are read and encrypted chunk by chunk, paced by the
+  // transport below; what the application writes meanwhile waits behind the file (`after`).
+  struct FileSend {
+    int fd;
+    uint64_t offset;
+    uint64_t remaining;
+    std::function<void(Status)> done;
+    std::string after;
+  };
+  std::deque<FileSend> files_;
+  bool fileReading_ = false;
+  bool lowerPaused_ = false;
+  bool closeAfterFiles_ = false;
   // Callbacks queued on the reactor check this before touching the layer.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

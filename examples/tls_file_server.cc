@@ -1,0 +1,168 @@
+// tls_file_server: serves a directory over HTTPS with Transport::sendFile. Over kernel TLS the
+// file pages are spliced to the socket and encrypted by the kernel (no user-space copy); in
+// userspace TLS they are read and encrypted chunk by chunk, paced by the connection.
+//
+//   bazel run //examples:tls_file_server -- --root /usr/share/doc --port 8443
+//   curl --cacert certs/public.pem --resolve example.com:8443:127.0.0.1 https://example.com:8443/README
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "examples/files.h"
+#include "framework/api/protocol.h"
+#include "framework/base/flags.h"
+#include "framework/base/log.h"
+#include "framework/endpoint/tls_endpoint.h"
+#include "framework/reactor/runtime.h"
+#include "framework/tls/certificate.h"
+
+using namespace whorl;
+
+namespace {
+
+constexpr size_t kMaxHeader = 16384;
+
+// GET /path HTTP/1.1 -> 200 with the file, 404, 400; keep-alive unless the client closes.
+class FileServer : public api::Protocol {
+ public:
+  explicit FileServer(std::string root) : root_(std::move(root)) {}
+
+  void dataReceived(std::string_view data) override {
+    buf_.append(data);
+    while (!busy_) {
+      size_t end = buf_.find("\r\n\r\n");
+      if (end == std::string::npos) {
+        if (buf_.size() > kMaxHeader) reply(400, "request header too long\n", true);
+        return;
+      }
+      std::string request = buf_.substr(0, end);
+      buf_.erase(0, end + 4);
+      handle(request);
+    }
+  }
+
+  // Requests pipelined behind a file wait until it is out.
+  void connectionLost(const Status&) override { closeFile(); }
+
+ private:
+  void handle(const std::string& request) {
+    size_t sp1 = request.find(' ');
+    size_t sp2 = sp1 == std::string::npos ? sp1 : request.find(' ', sp1 + 1);
+    size_t eol = request.find("\r\n");
+    if (sp2 == std::string::npos || (eol != std::string::npos && sp2 > eol)) {
+      reply(400, "bad request line\n", true);
+      return;
+    }
+    std::string method = request.substr(0, sp1);
+    std::string path = request.substr(sp1 + 1, sp2 - sp1 - 1);
+    std::string version = request.substr(sp2 + 1, eol == std::string::npos ? std::string::npos : eol - sp2 - 1);
+    bool close = version != "HTTP/1.1" || request.find("\r\nConnection: close") != std::string::npos;
+    if (method != "GET" && method != "HEAD") {
+      reply(405, "only GET and HEAD\n", close);
+      return;
+    }
+    if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos) {
+      reply(400, "bad path\n", close);
+      return;
+    }
+    if (path.back() == '/') path += "index.html";
+    int fd = open((root_ + path).c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (fd >= 0) ::close(fd);
+      reply(404, "not found\n", close);
+      return;
+    }
+    transport()->write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                       std::to_string(st.st_size) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n");
+    if (method == "HEAD" || st.st_size == 0) {
+      ::close(fd);
+      if (close) transport()->loseConnection();
+      return;
+    }
+    fd_ = fd;
+    busy_ = true;
+    transport()->sendFile(fd, 0, static_cast<uint64_t>(st.st_size), [this, close](Status s) {
+      closeFile();
+      busy_ = false;
+      if (!s.isOk()) {
+        WHORL_LOG(kWarning, "sendFile: %s", s.message().c_str());
+        return;
+      }
+      if (close) {
+        transport()->loseConnection();
+        return;
+      }
+      dataReceived({});  // requests that arrived meanwhile
+    });
+  }
+
+  void reply(int code, std::string_view body, bool close) {
+    const char* reason = code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" : "Bad Request";
+    transport()->write("HTTP/1.1 " + std::to_string(code) + " " + reason +
+                       "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                       (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + std::string(body));
+    if (close || code == 400) transport()->loseConnection();
+  }
+
+  void closeFile() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  std::string root_;
+  std::string buf_;
+  bool busy_ = false;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 8000;
+  int shards = 0;
+  std::string interface;
+  std::string root = ".";
+  std::string certPath = "certs/server.pem";
+  std::string ktls = "auto";
+  Flags flags("tls_file_server", "Serves a directory over HTTPS with sendFile (kernel TLS where available).");
+  flags.add("port", &port, "TCP port to listen on");
+  flags.add("interface", &interface, "address to listen on (default: all IPv4 interfaces)");
+  flags.add("root", &root, "directory to serve");
+  flags.add("cert", &certPath, "PEM file with the private key and certificate");
+  flags.add("shards", &shards, "reactor threads; 0 means one per online CPU");
+  flags.add("ktls", &ktls, "kernel TLS: auto, off or require");
+  flags.parseOrExit(argc, argv);
+
+  auto mode = tls::parseKtlsMode(ktls);
+  if (!mode) {
+    std::fprintf(stderr, "tls_file_server: --ktls: %s\n", mode.status().message().c_str());
+    return 2;
+  }
+  auto cert = tls::PrivateCertificate::loadPEMFile(examples::findFile(certPath));
+  if (!cert) {
+    std::fprintf(stderr, "tls_file_server: %s\n", cert.status().message().c_str());
+    return 1;
+  }
+  auto options = cert->options();
+  options.ktls = *mode;
+  reactor::RuntimeOptions ro;
+  ro.shards = shards;
+  reactor::Runtime runtime(ro);
+  if (Status s = runtime.start(); !s.isOk()) {
+    std::fprintf(stderr, "tls_file_server: %s\n", s.message().c_str());
+    return 1;
+  }
+  auto listening = endpoint::listenSSL(runtime, static_cast<uint16_t>(port),
+                                       api::Factory::forProtocol<FileServer>(root), options, interface);
+  if (!listening) {
+    std::fprintf(stderr, "tls_file_server: %s\n", listening.status().message().c_str());
+    return 1;
+  }
+  WHORL_LOG(kInfo, "HTTPS file server for %s listening on %s; stop with Ctrl-C", root.c_str(),
+            (*listening)->getHost().toString().c_str());
+  return runtime.run();
+}

@@ -1,0 +1,50 @@
+#include "framework/api/transport.h"
+
+#include <unistd.h>
+
+#include <string>
+
+namespace whorl::api {
+
+void Transport::readFile(int fd, uint64_t offset, size_t length,
+                         std::function<void(Result<std::string_view>)> done) {
+  std::string buf(length, '\0');
+  ssize_t n = pread(fd, buf.data(), length, static_cast<off_t>(offset));
+  if (n < 0) {
+    done(Status::fromErrno(errno, "read file"));
+    return;
+  }
+  done(std::string_view(buf.data(), static_cast<size_t>(n)));
+}
+
+void Transport::sendFile(int fd, uint64_t offset, uint64_t length,
+                         std::function<void(Status)> done) {
+  while (length > 0) {
+    size_t chunk = length < 65536 ? static_cast<size_t>(length) : 65536;
+    Status failed;
+    bool eof = false;
+    readFile(fd, offset, chunk, [&](Result<std::string_view> r) {
+      if (!r) {
+        failed = r.status();
+      } else if (r->empty()) {
+        eof = true;
+      } else {
+        write(*r);
+        offset += r->size();
+        length -= r->size();
+      }
+    });
+    if (!failed.isOk()) {
+      done(failed);
+      return;
+    }
+    if (eof) {
+      done(Status(Status::Code::kIo, "sendFile: the file ended " + std::to_string(length) +
+                                         " bytes before the requested length"));
+      return;
+    }
+  }
+  done(Status::ok());
+}
+
+}  // namespace whorl::api
