@@ -155,6 +155,25 @@ class Transport {
     (void)type;
     (void)data;
   }
+  // Kernel TLS, TLS 1.3 KeyUpdate (the kernel takes a second key from Linux 6.14; older kernels
+  // refuse it, 6.1 with EBUSY). Installs the peer's next key for receiving; called while the
+  // peer's KeyUpdate record is being delivered (the kernel fails reads with EKEYEXPIRED until a
+  // new key is set). Returns why not, and the connection stays as it was.
+  virtual Status rekeyKernelTlsRx(std::string_view rxInfo) {
+    (void)rxInfo;
+    return Status(Status::Code::kUnavailable, "kernel TLS is not supported on this transport");
+  }
+  // Sends `record` as one record of `type` (our KeyUpdate: 22) under the current sending key,
+  // after everything written so far, then installs txInfo as the sending key. `done` runs on the
+  // reactor thread with the result (not at all if the connection closes first). Bytes written
+  // before `done` still go out ahead of the record: hold them back to send nothing in between.
+  virtual void rekeyKernelTlsTx(uint8_t type, std::string_view record, std::string txInfo,
+                                std::function<void(Status)> done) {
+    (void)type;
+    (void)record;
+    (void)txInfo;
+    done(Status(Status::Code::kUnavailable, "kernel TLS is not supported on this transport"));
+  }
   // "userspace", "kernel TX+RX"; empty for plain transports.
   virtual std::string tlsMode() const { return {}; }
 };

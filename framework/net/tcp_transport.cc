@@ -39,12 +39,14 @@ struct TcpTransport::KernelTlsState {
   // recvmsg of a record that is not application data (the kernel reports its type in a cmsg).
   msghdr recvMsg{};
   iovec recvIov{};
-  char recvData[kControlBufferSize];
+  std::unique_ptr<char[]> recvData;  // only while such a recvmsg is armed (idle: no buffer)
   char recvCmsg[CMSG_SPACE(sizeof(unsigned char))];
   // sendmsg of our own control records (alerts), in order after the data written before them.
   struct Outgoing {
     uint8_t type;
     std::string data;
+    std::string txInfoAfter;  // KeyUpdate: the next sending key, installed once this is sent
+    std::function<void(Status)> done;
   };
   std::deque<Outgoing> outgoing;
   msghdr sendMsg{};
@@ -248,6 +250,9 @@ void TcpTransport::onRecv(int res, uint32_t flags) {
     uint16_t bid = uring::ProvidedBufferRing::bufferId(flags);
     std::string_view data = shard_.buffers().view(bid, static_cast<size_t>(res));
     shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
+    // Count these bytes against the limit in force when they were read, before delivering them:
+    // delivery may set a new limit (startTLS from dataReceived), which they must not use up.
+    consumeReadLimit(static_cast<size_t>(res));
     if (state_ == State::kOpen) {
       if (readingPaused_ || !held_.empty()) {
         held_.append(data);
@@ -272,7 +277,6 @@ void TcpTransport::onRecv(int res, uint32_t flags) {
   } else if (res != -ECANCELED) {
     closeNow(Status::fromErrno(-res, "recv from " + peer_.toString()), false);
   }
-  if (res > 0) consumeReadLimit(static_cast<size_t>(res));
   if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
   maybeFinish();
 }
@@ -369,7 +373,8 @@ void TcpTransport::installKernelTls() {
 void TcpTransport::armControlRecv() {
   KernelTlsState& k = *ktls_;
   if (k.controlArmed) return;
-  k.recvIov = {k.recvData, sizeof(k.recvData)};
+  if (!k.recvData) k.recvData.reset(new char[kControlBufferSize]);
+  k.recvIov = {k.recvData.get(), kControlBufferSize};
   k.recvMsg = {};
   k.recvMsg.msg_iov = &k.recvIov;
   k.recvMsg.msg_iovlen = 1;
@@ -406,7 +411,7 @@ void TcpTransport::onControlRecv(int res, uint32_t) {
         type = *CMSG_DATA(c);
       }
     }
-    std::string_view data(k.recvData, static_cast<size_t>(res));
+    std::string_view data(k.recvData.get(), static_cast<size_t>(res));
     shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     if (state_ == State::kOpen) {
       if (type == 23) {
@@ -420,13 +425,34 @@ void TcpTransport::onControlRecv(int res, uint32_t) {
       }
     }
   }
+  k.recvData.reset();  // control records are rare: an idle connection keeps no buffer for them
   if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
   maybeFinish();
 }
 
 void TcpTransport::sendControlRecord(uint8_t type, std::string_view data) {
   if (!ktls_ || !ktls_->tx || state_ == State::kClosing || state_ == State::kClosed) return;
-  ktls_->outgoing.push_back({type, std::string(data)});
+  ktls_->outgoing.push_back({type, std::string(data), {}, nullptr});
+  shard_.scheduleTurnEnd(this);
+}
+
+Status TcpTransport::rekeyKernelTlsRx(std::string_view rxInfo) {
+  if (!ktls_ || !ktls_->rx) {
+    return Status(Status::Code::kUnavailable, "kernel TLS: not receiving in the kernel");
+  }
+  int rc = setsockopt(fd_, SOL_TLS, TLS_RX, rxInfo.data(), static_cast<socklen_t>(rxInfo.size()));
+  if (rc != 0) return Status::fromErrno(errno, "kernel TLS: setsockopt TLS_RX (new key)");
+  return Status::ok();
+}
+
+void TcpTransport::rekeyKernelTlsTx(uint8_t type, std::string_view record, std::string txInfo,
+                                    std::function<void(Status)> done) {
+  if (!ktls_ || !ktls_->tx || state_ == State::kClosing || state_ == State::kClosed) {
+    explicit_bzero(txInfo.data(), txInfo.size());
+    done(Status(Status::Code::kUnavailable, "kernel TLS: not sending in the kernel"));
+    return;
+  }
+  ktls_->outgoing.push_back({type, std::string(record), std::move(txInfo), std::move(done)});
   shard_.scheduleTurnEnd(this);
 }
 
@@ -434,9 +460,25 @@ void TcpTransport::onControlSend(int res, uint32_t) {
   --inflight_;
   sendInFlight_ = false;
   ktls_->controlSendInFlight = false;
-  if (!ktls_->outgoing.empty()) ktls_->outgoing.pop_front();
+  KernelTlsState::Outgoing sent;
+  if (!ktls_->outgoing.empty()) {
+    sent = std::move(ktls_->outgoing.front());
+    ktls_->outgoing.pop_front();
+  }
   if (res < 0 && res != -ECANCELED && state_ != State::kClosing) {
     closeNow(Status::fromErrno(-res, "kernel TLS: sendmsg to " + peer_.toString()), false);
+  }
+  if (res >= 0 && !sent.txInfoAfter.empty()) {
+    // Our KeyUpdate went out under the old key; nothing has been sent after it (one send in
+    // flight at a time), so the new key starts exactly at the next record.
+    Status s;
+    if (setsockopt(fd_, SOL_TLS, TLS_TX, sent.txInfoAfter.data(),
+                   static_cast<socklen_t>(sent.txInfoAfter.size())) != 0) {
+      s = Status::fromErrno(errno, "kernel TLS: setsockopt TLS_TX (new key)");
+    }
+    explicit_bzero(sent.txInfoAfter.data(), sent.txInfoAfter.size());
+    if (!s.isOk()) closeNow(s, false);
+    if (sent.done) sent.done(s);
   }
   if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
   maybeFinish();

@@ -69,6 +69,9 @@ class TcpTransport final : public api::Transport,
   void setReadLimit(size_t limit) override;
   void startKernelTls(api::KernelTlsSetup setup, std::function<void(Status)> done) override;
   void sendControlRecord(uint8_t type, std::string_view data) override;
+  Status rekeyKernelTlsRx(std::string_view rxInfo) override;
+  void rekeyKernelTlsTx(uint8_t type, std::string_view record, std::string txInfo,
+                        std::function<void(Status)> done) override;
   std::string tlsMode() const override;
 
   api::Protocol* protocol() const { return protocol_.get(); }

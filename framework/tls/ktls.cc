@@ -84,7 +84,77 @@ Result<std::string> tls1Prf(const std::string& digest, const std::string& secret
   return out;
 }
 
+struct Cipher {
+  uint16_t type = 0;  // TLS_CIPHER_*
+  size_t keyLen = 0;
+  std::string digest;  // the handshake digest: "SHA256", "SHA384"
+  std::string name;
+};
+
+Result<Cipher> offloadableCipher(SSL* ssl) {
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+  if (cipher == nullptr) return Status(Status::Code::kTls, "kTLS: no cipher");
+  Cipher c;
+  c.name = SSL_CIPHER_get_name(cipher);
+  const EVP_MD* md = SSL_CIPHER_get_handshake_digest(cipher);
+  c.digest = md != nullptr ? EVP_MD_get0_name(md) : "SHA256";
+  switch (SSL_CIPHER_get_cipher_nid(cipher)) {
+    case NID_aes_128_gcm:
+      c.type = TLS_CIPHER_AES_GCM_128;
+      c.keyLen = 16;
+      break;
+    case NID_aes_256_gcm:
+      c.type = TLS_CIPHER_AES_GCM_256;
+      c.keyLen = 32;
+      break;
+    case NID_chacha20_poly1305:
+      c.type = TLS_CIPHER_CHACHA20_POLY1305;
+      c.keyLen = 32;
+      break;
+    default:
+      return Status(Status::Code::kTls, "kTLS: cipher " + c.name + " cannot be offloaded");
+  }
+  return c;
+}
+
+// A TLS 1.3 traffic secret's key and IV (RFC 8446 §7.3), split as the kernel wants them.
+Status tls13KeyAndIv(const Cipher& c, const std::string& secret, KernelTlsDirection* dir) {
+  auto key = hkdfExpandLabel(c.digest, secret, "key", "", c.keyLen);
+  auto iv = hkdfExpandLabel(c.digest, secret, "iv", "", 12);
+  if (!key) return key.status();
+  if (!iv) return iv.status();
+  dir->key = *key;
+  if (c.type == TLS_CIPHER_CHACHA20_POLY1305) {
+    dir->iv = *iv;
+  } else {
+    dir->salt = iv->substr(0, 4);
+    dir->iv = iv->substr(4, 8);
+  }
+  return Status::ok();
+}
+
 }  // namespace
+
+Result<KernelTlsDirection> nextKernelTlsKey(TlsSession& session, bool clientSecret) {
+  SSL* ssl = session.ssl();
+  if (SSL_version(ssl) != TLS1_3_VERSION) {
+    return Status(Status::Code::kTls, "kTLS: KeyUpdate exists only in TLS 1.3");
+  }
+  auto c = offloadableCipher(ssl);
+  if (!c) return c.status();
+  const std::string& secret = session.trafficSecret(clientSecret);
+  if (secret.empty()) {
+    return Status(Status::Code::kTls, "kTLS: the traffic secrets were not captured");
+  }
+  auto next = hkdfExpandLabel(c->digest, secret, "traffic upd", "", secret.size());
+  if (!next) return next.status();
+  KernelTlsDirection d;
+  if (Status s = tls13KeyAndIv(*c, *next, &d); !s.isOk()) return s;
+  session.setTrafficSecret(clientSecret, std::move(*next));
+  d.sequence = 0;  // a new key starts its record count at 0
+  d.cryptoInfo = cryptoInfo(TLS_1_3_VERSION, c->type, d);
+  return d;
+}
 
 Result<std::string> hkdfExpandLabel(const std::string& digest, const std::string& secret,
                                     const std::string& label, const std::string& context,
@@ -122,29 +192,12 @@ Result<KernelTlsParams> kernelTlsParams(const TlsSession& session) {
   if (!session.handshakeDone()) return Status(Status::Code::kTls, "kTLS: the handshake is not done");
   KernelTlsParams p;
   int version = SSL_version(ssl);
-  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
-  if (cipher == nullptr) return Status(Status::Code::kTls, "kTLS: no cipher");
-  p.cipherName = SSL_CIPHER_get_name(cipher);
-  const EVP_MD* md = SSL_CIPHER_get_handshake_digest(cipher);
-  std::string digest = md != nullptr ? EVP_MD_get0_name(md) : "SHA256";
-  int nid = SSL_CIPHER_get_cipher_nid(cipher);
-  size_t keyLen = 0;
-  switch (nid) {
-    case NID_aes_128_gcm:
-      p.cipherType = TLS_CIPHER_AES_GCM_128;
-      keyLen = 16;
-      break;
-    case NID_aes_256_gcm:
-      p.cipherType = TLS_CIPHER_AES_GCM_256;
-      keyLen = 32;
-      break;
-    case NID_chacha20_poly1305:
-      p.cipherType = TLS_CIPHER_CHACHA20_POLY1305;
-      keyLen = 32;
-      break;
-    default:
-      return Status(Status::Code::kTls, "kTLS: cipher " + p.cipherName + " cannot be offloaded");
-  }
+  auto c = offloadableCipher(ssl);
+  if (!c) return c.status();
+  p.cipherName = c->name;
+  p.cipherType = c->type;
+  const std::string& digest = c->digest;
+  size_t keyLen = c->keyLen;
   bool chacha = p.cipherType == TLS_CIPHER_CHACHA20_POLY1305;
   bool isServer = SSL_is_server(ssl) == 1;
   KernelTlsDirection client, server;
@@ -157,17 +210,7 @@ Result<KernelTlsParams> kernelTlsParams(const TlsSession& session) {
       return Status(Status::Code::kTls, "kTLS: the traffic secrets were not captured");
     }
     for (auto [secret, dir] : {std::pair{&cs, &client}, std::pair{&ss, &server}}) {
-      auto key = hkdfExpandLabel(digest, *secret, "key", "", keyLen);
-      auto iv = hkdfExpandLabel(digest, *secret, "iv", "", 12);
-      if (!key) return key.status();
-      if (!iv) return iv.status();
-      dir->key = *key;
-      if (chacha) {
-        dir->iv = *iv;
-      } else {
-        dir->salt = iv->substr(0, 4);
-        dir->iv = iv->substr(4, 8);
-      }
+      if (Status s = tls13KeyAndIv(*c, *secret, dir); !s.isOk()) return s;
     }
   } else if (version == TLS1_2_VERSION) {
     p.version = TLS_1_2_VERSION;

@@ -41,6 +41,12 @@ struct KernelTlsParams {
 // unknown (the context was built with ktls off).
 Result<KernelTlsParams> kernelTlsParams(const TlsSession& session);
 
+// TLS 1.3 KeyUpdate (RFC 8446 §7.2): moves `session`'s client (clientSecret) or server
+// application traffic secret to the next generation, HKDF-Expand-Label(secret, "traffic upd", "",
+// Hash.length), and returns the kernel parameters of that key (sequence 0) for a new TLS_TX or
+// TLS_RX. Fails for TLS 1.2 or when the secrets are unknown.
+Result<KernelTlsDirection> nextKernelTlsKey(TlsSession& session, bool clientSecret);
+
 // HKDF-Expand-Label (RFC 8446 §7.1) with the given digest ("SHA256"/"SHA384").
 Result<std::string> hkdfExpandLabel(const std::string& digest, const std::string& secret,
                                     const std::string& label, const std::string& context,

@@ -73,6 +73,10 @@ class TlsSession {
   const std::string& trafficSecret(bool client) const {
     return client ? clientTrafficSecret_ : serverTrafficSecret_;
   }
+  // TLS 1.3 KeyUpdate under kernel TLS: the secret of the next generation replaces the current.
+  void setTrafficSecret(bool client, std::string secret) {
+    (client ? clientTrafficSecret_ : serverTrafficSecret_) = std::move(secret);
+  }
   uint64_t recordsSentUnderTrafficKeys() const;
   uint64_t recordsReceivedUnderTrafficKeys() const;
   // Bytes of the record being received that OpenSSL still needs (0 at a record boundary), and

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 
 #include <atomic>
+#include <cstring>
 
 #include "framework/base/log.h"
 #include "framework/tls/ktls.h"
@@ -186,7 +187,7 @@ void TlsLayer::onControlRecord(uint8_t type, std::string_view data) {
     transport()->loseConnection();
     return;
   }
-  if (type == 22 && !data.empty()) {  // a post-handshake message
+  if (type == 22 && !data.empty()) {  // post-handshake messages
     auto msg = static_cast<unsigned char>(data[0]);
     if (msg == 4) {
       // NewSessionTicket after the kernel took over: not resumable from here (see README).
@@ -194,17 +195,65 @@ void TlsLayer::onControlRecord(uint8_t type, std::string_view data) {
                 transport()->getPeer().toString().c_str());
       return;
     }
-    if (msg == 24) {
-      failWith(Status(Status::Code::kTls,
-                      "the peer sent a TLS KeyUpdate, which kernel TLS cannot follow on this "
-                      "kernel (rekeying needs Linux 6.14): connection closed"));
-      transport()->sendControlRecord(21, std::string_view("\x02\x0a", 2));  // unexpected_message
-      transport()->loseConnection();
+    // KeyUpdate (RFC 8446 §4.6.3): 24, length 1, request_update; the last message of its record.
+    if (msg == 24 && SSL_version(session_->ssl()) == TLS1_3_VERSION && data.size() == 5 &&
+        data.substr(1, 3) == std::string_view("\0\0\1", 3) &&
+        static_cast<unsigned char>(data[4]) <= 1) {
+      onPeerKeyUpdate(data[4] == 1);
       return;
     }
   }
   failWith(Status(Status::Code::kTls, "kernel TLS: unexpected record of type " + std::to_string(type)));
   transport()->loseConnection();
+}
+
+void TlsLayer::onPeerKeyUpdate(bool updateRequested) {
+  // The peer's records after this one use its next traffic secret: the kernel holds them back
+  // (EKEYEXPIRED) until it has the matching key. Kernels before 6.14 cannot take a second key.
+  bool server = SSL_is_server(session_->ssl()) == 1;
+  auto rx = nextKernelTlsKey(*session_, /*clientSecret=*/server);
+  Status s = rx ? transport()->rekeyKernelTlsRx(rx->cryptoInfo) : rx.status();
+  if (rx) explicit_bzero(rx->cryptoInfo.data(), rx->cryptoInfo.size());
+  if (!s.isOk()) {
+    failWith(Status(Status::Code::kTls,
+                    "the peer sent a TLS KeyUpdate, which kernel TLS cannot follow on this "
+                    "kernel (rekeying needs Linux 6.14; " + s.message() + "): connection closed"));
+    transport()->sendControlRecord(21, std::string_view("\x02\x0a", 2));  // unexpected_message
+    transport()->loseConnection();
+    return;
+  }
+  WHORL_LOG(kDebug, "kernel TLS: %s updated its key%s", transport()->getPeer().toString().c_str(),
+            updateRequested ? " and asked us to update ours" : "");
+  if (!updateRequested || closing_) return;  // closing: our close_notify ends our side anyway
+  // Ours: a KeyUpdate (update_not_requested) under the current key, then the next key, before
+  // any more application data.
+  auto tx = nextKernelTlsKey(*session_, /*clientSecret=*/!server);
+  if (!tx) {
+    failWith(tx.status());
+    transport()->loseConnection();
+    return;
+  }
+  ++txRekeys_;
+  auto alive = alive_;
+  transport()->rekeyKernelTlsTx(22, std::string_view("\x18\x00\x00\x01\x00", 5),
+                                std::move(tx->cryptoInfo), [this, alive](Status st) {
+                                  if (*alive) onTxRekeyed(std::move(st));
+                                });
+}
+
+void TlsLayer::onTxRekeyed(Status s) {
+  --txRekeys_;
+  if (!s.isOk()) {
+    failWith(Status(Status::Code::kTls, "kernel TLS: after our KeyUpdate: " + s.message()));
+    return;  // the transport closes
+  }
+  if (txRekeys_ > 0 || lost_) return;
+  flushPlaintext();  // what the application wrote meanwhile, under the new key
+  pumpFile();
+  if (closeAfterRekey_) {
+    closeAfterRekey_ = false;
+    closeGracefully();
+  }
 }
 
 void TlsLayer::advance() {
@@ -272,7 +321,7 @@ void TlsLayer::readLoop() {
 
 void TlsLayer::flushPlaintext() {
   if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk() || aborted_ ||
-      kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling) {
+      kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling || txRekeys_ > 0) {
     return;
   }
   if (kernel_ == Kernel::kActive) {
@@ -321,6 +370,10 @@ void TlsLayer::scheduleFlush() {
 void TlsLayer::closeGracefully() {
   if (kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling) {
     closeAfterHandshake_ = true;  // once the kernel has the keys (or we fell back)
+    return;
+  }
+  if (kernel_ == Kernel::kActive && txRekeys_ > 0) {
+    closeAfterRekey_ = true;  // what is held back goes out first, under the new key
     return;
   }
   if (kernel_ == Kernel::kActive) {
@@ -412,6 +465,7 @@ void TlsLayer::pumpFile() {
         !session_->handshakeDone()) {
       return;  // resumed once the handshake and the kernel hand-over are settled
     }
+    if (kernel_ == Kernel::kActive && txRekeys_ > 0) return;  // onTxRekeyed() continues
     if (kernel_ == Kernel::kActive && plainOut_.empty()) {
       // The kernel encrypts: splice the rest, then what was written after it.
       FileSend rest = std::move(files_.front());
@@ -460,7 +514,8 @@ void TlsLayer::Upper::sendFile(int fd, uint64_t offset, uint64_t length,
     done(Status(Status::Code::kAborted, "sendFile: the connection is closing"));
     return;
   }
-  if (l->kernel_ == Kernel::kActive && l->files_.empty() && l->plainOut_.empty()) {
+  if (l->kernel_ == Kernel::kActive && l->files_.empty() && l->plainOut_.empty() &&
+      l->txRekeys_ == 0) {
     l->transport()->sendFile(fd, offset, length, std::move(done));
     return;
   }
@@ -475,7 +530,7 @@ void TlsLayer::Upper::write(std::string_view data) {
     l->files_.back().after.append(data);  // after the file(s) queued before this write
     return;
   }
-  if (l->kernel_ == Kernel::kActive) {
+  if (l->kernel_ == Kernel::kActive && l->txRekeys_ == 0) {
     l->transport()->write(data);  // plaintext: the kernel makes the records
     return;
   }

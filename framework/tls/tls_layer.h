@@ -97,6 +97,8 @@ class TlsLayer final : public api::Protocol {
   void onKernelInstalled(Status s);
   void kernelFallback(Status why);
   void onControlRecord(uint8_t type, std::string_view data);
+  void onPeerKeyUpdate(bool updateRequested);
+  void onTxRekeyed(Status s);
   void countMode();
   void pumpFile();
 
@@ -123,6 +125,10 @@ class TlsLayer final : public api::Protocol {
   Kernel kernel_ = Kernel::kOff;
   bool kernelRx_ = false;
   bool peerCloseNotify_ = false;  // kernel mode: the peer's close_notify arrived
+  // TLS 1.3 KeyUpdate in kernel mode: our KeyUpdates sent, new TX key not installed yet. The
+  // application's writes wait in plainOut_ meanwhile (none may precede our KeyUpdate).
+  int txRekeys_ = 0;
+  bool closeAfterRekey_ = false;
   bool modeCounted_ = false;
   // sendFile in userspace TLS: files are read and encrypted chunk by chunk, paced by the
   // transport below; what the application writes meanwhile waits behind the file (`after`).
