@@ -582,9 +582,9 @@ void TcpTransport::onSend(int res, uint32_t) {
   if (res >= 0) {
     shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     sending_.consume(static_cast<size_t>(res));
-    // Drained: give the memory back. The next flush swaps in pending_, which keeps its capacity
-    // for the writes of the next turn, so an idle connection holds no send buffer at all.
-    if (sending_.empty()) sending_.release();
+    // Drained: keep a small buffer for the next turn's writes (no allocation per response), but
+    // give back what a burst grew, so idle connections stay small.
+    if (sending_.empty() && sending_.capacity() > 4096) sending_.release();
     startSend();
     if (producerPaused_ && bufferedBytes() <= options_.lowWater && state_ == State::kOpen) {
       producerPaused_ = false;

@@ -113,12 +113,12 @@ void Shard::scheduleTurnEnd(TurnTask* task) {
 void Shard::runTurnEnd() {
   // Tasks may queue more tasks (a flush that completes a close); run until quiet.
   while (!turnEnd_.empty()) {
-    std::vector<TurnTask*> tasks;
-    tasks.swap(turnEnd_);
-    for (TurnTask* t : tasks) {
+    turnEndScratch_.swap(turnEnd_);
+    for (TurnTask* t : turnEndScratch_) {
       t->queued_ = false;
       t->onTurnEnd();
     }
+    turnEndScratch_.clear();
   }
 }
 
@@ -207,15 +207,15 @@ void Shard::run(std::function<void(Status)> ready) {
     ring_->dispatch();
     runTimers();
     if (!soon_.empty()) {
-      std::vector<Callback> soon;
-      soon.swap(soon_);
-      for (auto& fn : soon) fn();
+      soonScratch_.swap(soon_);
+      for (auto& fn : soonScratch_) fn();
+      soonScratch_.clear();
     }
     runTurnEnd();
     if (!released_.empty()) {
-      std::vector<Resident*> dead;
-      dead.swap(released_);
-      for (Resident* r : dead) delete r;
+      releasedScratch_.swap(released_);
+      for (Resident* r : releasedScratch_) delete r;
+      releasedScratch_.clear();
     }
   }
   // The ring was created on this thread (SINGLE_ISSUER): tear it down here too.

@@ -152,6 +152,10 @@ class Shard final : public api::Reactor {
   std::vector<Callback> soon_;
 
   std::vector<TurnTask*> turnEnd_;
+  // Swapped with the live lists each turn so that running them allocates nothing.
+  std::vector<TurnTask*> turnEndScratch_;
+  std::vector<Callback> soonScratch_;
+  std::vector<Resident*> releasedScratch_;
   std::unordered_set<Resident*> residents_;
   std::vector<Resident*> released_;
 

@@ -340,7 +340,7 @@ void TlsLayer::flushPlaintext() {
     }
     plainOut_.consume(n);
   }
-  plainOut_.release();
+  if (plainOut_.capacity() > 16384) plainOut_.release();  // keep small buffers for reuse
   flushCiphertext();
 }
 
