@@ -9,6 +9,7 @@ RUNFILES="${TEST_SRCDIR:-$PWD/..}/whorl"
 EX="$RUNFILES/examples"
 CHECK="$RUNFILES/tools/check_server_certificate"
 CA="$RUNFILES/certs/public.pem"
+CERTS="$RUNFILES/certs"
 PY_CLIENT="$RUNFILES/tests/examples_tls/http_client.py"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 CLIENT_TIMEOUT=30
@@ -69,6 +70,22 @@ run() {
   err=$(cat "$TMP/stderr")
   [[ $rc != 124 ]] || fail "timed out: $*"
 }
+
+# --- bad start-up material: a clear error and a non-zero exit before listening ----------------
+for bad in "$CERTS/test/mismatch.pem:private key does not match certificate" \
+           "/nonexistent/server.pem:cannot read /nonexistent/server.pem"; do
+  file=${bad%%:*}
+  want=${bad#*:}
+  set +e
+  timeout "$CLIENT_TIMEOUT" "$EX/echoserv_ssl" --port=0 --interface 127.0.0.1 --cert "$file" \
+    >"$TMP/bad.out" 2>"$TMP/bad.log"
+  rc=$?
+  set -e
+  [[ $rc != 0 && $rc != 124 ]] || fail "echoserv_ssl with $file: exit $rc"
+  grep -q "$want" "$TMP/bad.log" || fail "echoserv_ssl with $file: $(cat "$TMP/bad.log")"
+  ! grep -q "listening on" "$TMP/bad.log" || fail "echoserv_ssl listened with $file"
+done
+echo "ok: a mismatched key or an unreadable file stops the server before it listens, with the reason"
 
 ECHO_EXPECTED=$'receive: Hello, world!\nreceive: What a fine day it is.\nreceive: Bye-bye!\nconnection lost: Connection was closed cleanly.'
 
