@@ -1,5 +1,7 @@
 #include "framework/tls/tls_layer.h"
 
+#include <linux/tls.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <atomic>
@@ -109,6 +111,14 @@ void TlsLayer::maybeStartKernel() {
     kernelFallback(params.status());
     return;
   }
+  if (SSL_version(session_->ssl()) == TLS1_3_VERSION && SSL_is_server(session_->ssl()) == 0) {
+    // What OpenSSL's own read side expects, to hand it session tickets that the kernel decrypts
+    // after the hand-over (see handBackToOpenSSL).
+    handBack_.cipherType = params->cipherType;
+    handBack_.key = params->rx.key;
+    handBack_.iv = params->rx.salt + params->rx.iv;
+    handBack_.sequence = params->rx.sequence;
+  }
   kernel_ = Kernel::kInstalling;
   api::KernelTlsSetup setup;
   setup.txInfo = params->tx.cryptoInfo;
@@ -158,6 +168,50 @@ void TlsLayer::kernelFallback(Status why) {
   if (closeAfterHandshake_) closeGracefully();
 }
 
+void TlsLayer::handBackToOpenSSL(std::string_view message) {
+  if (handBack_.key.empty() || !session_) return;
+  // Re-encrypt the message as the record OpenSSL expects next (TLS 1.3: inner plaintext is the
+  // message plus its content type; nonce = iv XOR sequence; the header is the AAD). OpenSSL's
+  // read key and sequence are still those of the hand-over: the kernel's later rekeys and
+  // application records never reached it.
+  std::string inner(message);
+  inner.push_back(22);
+  size_t len = inner.size() + 16;
+  std::string record = {23, 3, 3, static_cast<char>(len >> 8), static_cast<char>(len & 0xff)};
+  unsigned char nonce[12];
+  for (int i = 0; i < 12; ++i) {
+    unsigned char seq = i < 4 ? 0 : static_cast<unsigned char>(handBack_.sequence >> (8 * (11 - i)));
+    nonce[i] = static_cast<unsigned char>(handBack_.iv[static_cast<size_t>(i)]) ^ seq;
+  }
+  const EVP_CIPHER* cipher = handBack_.cipherType == TLS_CIPHER_CHACHA20_POLY1305 ? EVP_chacha20_poly1305()
+                             : handBack_.cipherType == TLS_CIPHER_AES_GCM_256 ? EVP_aes_256_gcm()
+                                                                              : EVP_aes_128_gcm();
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int n = 0;
+  std::string out(inner.size() + 16, '\0');
+  bool ok = EVP_EncryptInit_ex(ctx, cipher, nullptr, nullptr, nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, nullptr) == 1 &&
+            EVP_EncryptInit_ex(ctx, nullptr, nullptr,
+                               reinterpret_cast<const unsigned char*>(handBack_.key.data()), nonce) == 1 &&
+            EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(record.data()), 5) == 1 &&
+            EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
+                              reinterpret_cast<const unsigned char*>(inner.data()),
+                              static_cast<int>(inner.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &n) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, out.data() + inner.size()) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) {
+    WHORL_LOG(kDebug, "kernel TLS: could not hand a session ticket back to OpenSSL");
+    return;
+  }
+  ++handBack_.sequence;
+  record += out;
+  session_->beginInput(record);
+  (void)session_->read([](std::string_view) { return true; });  // a ticket carries no data
+  session_->endInput();
+  session_->clearOutput();  // the kernel owns the sending side
+}
+
 void TlsLayer::countMode() {
   if (modeCounted_) return;
   modeCounted_ = true;
@@ -190,9 +244,9 @@ void TlsLayer::onControlRecord(uint8_t type, std::string_view data) {
   if (type == 22 && !data.empty()) {  // post-handshake messages
     auto msg = static_cast<unsigned char>(data[0]);
     if (msg == 4) {
-      // NewSessionTicket after the kernel took over: not resumable from here (see README).
-      WHORL_LOG(kDebug, "kernel TLS: session ticket from %s not kept",
-                transport()->getPeer().toString().c_str());
+      // NewSessionTicket after the kernel took over: give it to OpenSSL so that the client can
+      // resume with it, as it would in userspace.
+      handBackToOpenSSL(data);
       return;
     }
     // KeyUpdate (RFC 8446 §4.6.3): 24, length 1, request_update; the last message of its record.

@@ -100,6 +100,7 @@ class TlsLayer final : public api::Protocol {
   void onPeerKeyUpdate(bool updateRequested);
   void onTxRekeyed(Status s);
   void countMode();
+  void handBackToOpenSSL(std::string_view message);
   void pumpFile();
 
   std::shared_ptr<TlsContext> context_;
@@ -130,6 +131,13 @@ class TlsLayer final : public api::Protocol {
   int txRekeys_ = 0;
   bool closeAfterRekey_ = false;
   bool modeCounted_ = false;
+  // TLS 1.3 clients in kernel mode: OpenSSL's read key and next sequence at the hand-over.
+  struct HandBack {
+    uint16_t cipherType = 0;
+    std::string key;
+    std::string iv;  // 12 bytes
+    uint64_t sequence = 0;
+  } handBack_;
   // sendFile in userspace TLS: files are read and encrypted chunk by chunk, paced by the
   // transport below; what the application writes meanwhile waits behind the file (`after`).
   struct FileSend {

@@ -178,5 +178,48 @@ TEST_F(KtlsTest, SendFileIsSplicedThroughKernelTls) {
   close(fd);
 }
 
+
+// A kTLS client keeps the server's session tickets even though they arrive after the kernel took
+// over the receiving side (handed back to OpenSSL), and resumes with them.
+class ResumeProbe : public api::Protocol {
+ public:
+  explicit ResumeProbe(std::shared_ptr<std::promise<std::string>> done) : done_(std::move(done)) {}
+  void handshakeCompleted() override { transport()->write("ping"); }
+  void dataReceived(std::string_view) override {
+    if (reported_) return;
+    reported_ = true;
+    done_->set_value(std::string(transport()->sessionResumed() ? "resumed " : "full ") +
+                     transport()->tlsMode());
+    transport()->loseConnection();
+  }
+  void connectionLost(const Status& r) override {
+    if (!reported_) done_->set_value("lost: " + r.message());
+  }
+
+ private:
+  std::shared_ptr<std::promise<std::string>> done_;
+  bool reported_ = false;
+};
+
+TEST_F(KtlsTest, KernelClientResumesWithTicketsThatArrivedAfterTheHandOver) {
+  for (const Case& c : {kCases[0], kCases[2]}) {  // TLS 1.3: AES-128-GCM and ChaCha20
+    SCOPED_TRACE(c.name);
+    uint16_t port = listen(serverOptions(c, tls::KtlsMode::kRequire));
+    auto options = clientOptions(c, tls::KtlsMode::kRequire);
+    std::vector<std::string> results;
+    for (int i = 0; i < 3; ++i) {
+      auto done = std::make_shared<std::promise<std::string>>();
+      endpoint::SSL4ClientEndpoint(rt_->shard(0), "127.0.0.1", port, options)
+          .connect(api::Factory::forProtocol<ResumeProbe>(done), [](Result<api::Protocol*>) {});
+      auto f = done->get_future();
+      ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+      results.push_back(f.get());
+    }
+    EXPECT_EQ(results[0], "full kernel TX+RX");
+    EXPECT_EQ(results[1], "resumed kernel TX+RX");
+    EXPECT_EQ(results[2], "resumed kernel TX+RX");
+  }
+}
+
 }  // namespace
 }  // namespace whorl
