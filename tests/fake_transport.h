@@ -40,13 +40,16 @@ class FakeReactor final : public api::Reactor {
   void stop() override { ++stopCalls_; }
   Clock::time_point now() const override { return now_; }
 
-  // Runs the callSoon queue (including callbacks it adds).
-  void runSoon() {
+  // Runs the callSoon queue, including callbacks added meanwhile. True if anything ran.
+  bool runSoon() {
+    bool ran = false;
     while (!soon_.empty()) {
       auto batch = std::move(soon_);
       soon_.clear();
       for (auto& fn : batch) fn();
+      ran = true;
     }
+    return ran;
   }
   // Moves the clock forward and runs the timers that became due, in deadline order.
   void advance(Clock::duration by) {
@@ -65,8 +68,9 @@ class FakeReactor final : public api::Reactor {
       fn();
     }
   }
-  int stopCalls() const { return stopCalls_; }
   size_t pendingTimers() const { return timers_.size(); }
+  size_t pendingSoon() const { return soon_.size(); }
+  int stopCalls() const { return stopCalls_; }
 
  protected:
   void cancelCall(uint64_t id) override { timers_.erase(id); }

@@ -114,6 +114,34 @@ Result<uint16_t> portArg(const Args& a, unsigned minPort) {
   return static_cast<uint16_t>(v);
 }
 
+// backlog=N: a positive listen backlog, into *out when given.
+Status backlogArg(const Args& a, int* out) {
+  const std::string* backlog = a.get("backlog");
+  if (backlog == nullptr) return Status::ok();
+  int v = 0;
+  if (!parseInteger(*backlog, &v) || v < 1) {
+    return a.error("backlog '" + *backlog + "' is not a positive number");
+  }
+  *out = v;
+  return Status::ok();
+}
+
+// timeout=SECONDS: positive, fractional allowed, at most a year (anything longer is a typo and
+// would overflow the millisecond count); rounded up so that a tiny timeout never becomes 0.
+Status timeoutArg(const Args& a, std::chrono::milliseconds* out) {
+  const std::string* timeout = a.get("timeout");
+  if (timeout == nullptr) return Status::ok();
+  double seconds = 0;
+  const std::string& s = *timeout;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), seconds);
+  if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(seconds) ||
+      seconds <= 0 || seconds > 365.0 * 24 * 3600) {
+    return a.error("timeout '" + s + "' is not a positive number of seconds");
+  }
+  *out = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
+  return Status::ok();
+}
+
 // ---- Server types ----------------------------------------------------------------------------
 
 constexpr Param kTcpServerParams[] = {
@@ -135,13 +163,7 @@ Result<std::unique_ptr<ServerEndpoint>> buildTcpServer(reactor::Runtime& runtime
     }
     options.interface = *iface;
   }
-  if (const std::string* backlog = a.get("backlog"); backlog != nullptr) {
-    int v = 0;
-    if (!parseInteger(*backlog, &v) || v < 1) {
-      return a.error("backlog '" + *backlog + "' is not a positive number");
-    }
-    options.backlog = v;
-  }
+  WHORL_RETURN_IF_ERROR(backlogArg(a, &options.backlog));
   if (family == AF_INET6) {
     return std::unique_ptr<ServerEndpoint>(
         std::make_unique<TCP6ServerEndpoint>(runtime, *port, std::move(options)));
@@ -220,13 +242,7 @@ Result<std::unique_ptr<ServerEndpoint>> buildSslServer(reactor::Runtime& runtime
     if (!addr) return a.error("interface '" + *iface + "' is not an IP address");
     tcp.interface = *iface;
   }
-  if (const std::string* backlog = a.get("backlog"); backlog != nullptr) {
-    int v = 0;
-    if (!parseInteger(*backlog, &v) || v < 1) {
-      return a.error("backlog '" + *backlog + "' is not a positive number");
-    }
-    tcp.backlog = v;
-  }
+  WHORL_RETURN_IF_ERROR(backlogArg(a, &tcp.backlog));
   int family = AF_INET;
   if (!tcp.interface.empty() && Address::parse(tcp.interface, 0)->isIPv6()) family = AF_INET6;
   // Build the context now so that a broken option is reported here, not at listen().
@@ -264,18 +280,7 @@ Result<std::unique_ptr<ClientEndpoint>> buildTcpClient(reactor::Shard& shard, co
   auto port = portArg(a, 1);
   if (!port) return port.status();
   TcpClientOptions options;
-  if (const std::string* timeout = a.get("timeout"); timeout != nullptr) {
-    double seconds = 0;
-    const std::string& s = *timeout;
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), seconds);
-    // At most a year: anything longer is a typo and would overflow the millisecond count.
-    if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(seconds) ||
-        seconds <= 0 || seconds > 365.0 * 24 * 3600) {
-      return a.error("timeout '" + s + "' is not a positive number of seconds");
-    }
-    // Round up so that a tiny positive timeout never becomes 0 (no timeout at all).
-    options.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
-  }
+  WHORL_RETURN_IF_ERROR(timeoutArg(a, &options.timeout));
   return std::unique_ptr<ClientEndpoint>(
       std::make_unique<HostnameEndpoint>(shard, host, *port, std::move(options)));
 }
@@ -319,16 +324,7 @@ Result<std::unique_ptr<ClientEndpoint>> buildTlsClient(reactor::Shard& shard, co
     clientCert = *pc;
   }
   TcpClientOptions tcp;
-  if (const std::string* timeout = a.get("timeout"); timeout != nullptr) {
-    double seconds = 0;
-    const std::string& s = *timeout;
-    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), seconds);
-    if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(seconds) ||
-        seconds <= 0 || seconds > 365.0 * 24 * 3600) {
-      return a.error("timeout '" + s + "' is not a positive number of seconds");
-    }
-    tcp.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
-  }
+  WHORL_RETURN_IF_ERROR(timeoutArg(a, &tcp.timeout));
   tls::ClientTLSExtras extras;
   if (const std::string* k = a.get("ktls")) {
     auto mode = tls::parseKtlsMode(*k);

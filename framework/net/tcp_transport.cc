@@ -254,11 +254,7 @@ void TcpTransport::onRecv(int res, uint32_t flags) {
     // delivery may set a new limit (startTLS from dataReceived), which they must not use up.
     consumeReadLimit(static_cast<size_t>(res));
     if (state_ == State::kOpen) {
-      if (readingPaused_ || !held_.empty()) {
-        held_.append(data);
-      } else {
-        deliver(data);
-      }
+      receive(data);
     }
     shard_.buffers().recycle(bid);
   } else if (res == 0) {
@@ -295,11 +291,7 @@ void TcpTransport::onExactRecv(int res, uint32_t) {
     consumeReadLimit(static_cast<size_t>(res));
     std::string_view data(exactBuf_.get(), static_cast<size_t>(res));
     if (state_ == State::kOpen) {
-      if (readingPaused_ || !held_.empty()) {
-        held_.append(data);
-      } else {
-        deliver(data);
-      }
+      receive(data);
     }
   } else if (res == 0) {
     eof_ = true;
@@ -415,11 +407,7 @@ void TcpTransport::onControlRecv(int res, uint32_t) {
     shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     if (state_ == State::kOpen) {
       if (type == 23) {
-        if (readingPaused_ || !held_.empty()) {
-          held_.append(data);
-        } else {
-          deliver(data);
-        }
+        receive(data);
       } else if (k.setup.onControlRecord) {
         k.setup.onControlRecord(type, data);
       }
@@ -488,6 +476,15 @@ std::string TcpTransport::tlsMode() const {
   if (ktls_ && ktls_->tx && ktls_->rx) return "kernel TX+RX";
   if (ktls_ && ktls_->tx) return "kernel TX";
   return {};
+}
+
+void TcpTransport::receive(std::string_view data) {
+  // While reading is paused (or earlier bytes still wait), keep order: hold, deliver later.
+  if (readingPaused_ || !held_.empty()) {
+    held_.append(data);
+  } else {
+    deliver(data);
+  }
 }
 
 void TcpTransport::deliver(std::string_view data) {

@@ -104,6 +104,7 @@ class TcpTransport final : public api::Transport,
   void onTurnEnd() override;
   void armRecv();
   void startSend();
+  void receive(std::string_view data);
   void deliver(std::string_view data);
   void afterWrite();
   void closeNow(Status reason, bool reset);

@@ -117,7 +117,7 @@ class TlsSession {
     size_t bodyLeft = 0;
     uint64_t records = 0;
     uint64_t sinceChangeCipherSpec = 0;
-    // Returns how many bytes of `n` were framed; counts records as their headers complete.
+    // Follows record framing through `n` more bytes, counting records as their headers complete.
     void feed(const unsigned char* data, size_t n);
   };
   RecordCounter outRecords_;

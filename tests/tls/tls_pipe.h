@@ -38,6 +38,7 @@
 #include "framework/base/address.h"
 #include "framework/base/status.h"
 #include "framework/tls/certificate.h"
+#include "tests/fake_transport.h"
 
 namespace whorl::test {
 
@@ -55,62 +56,8 @@ inline std::string readCertFile(const std::string& name) {
 }
 
 // A callSoon queue and callLater timers that run only when the test says so.
-class ManualReactor final : public api::Reactor {
- public:
-  api::DelayedCall callLater(Clock::duration delay, Callback fn) override {
-    uint64_t id = nextId_++;
-    timers_.emplace(id, Timer{now_ + delay, std::move(fn)});
-    return api::DelayedCall(this, id);
-  }
-  void callSoon(Callback fn) override { soon_.push_back(std::move(fn)); }
-  void stop() override {}
-  Clock::time_point now() const override { return now_; }
-
-  // Runs the callSoon queue, including callbacks added meanwhile. True if anything ran.
-  bool runSoon() {
-    bool ran = false;
-    while (!soon_.empty()) {
-      auto batch = std::move(soon_);
-      soon_.clear();
-      for (auto& fn : batch) fn();
-      ran = true;
-    }
-    return ran;
-  }
-  // Moves the clock forward and runs the timers that became due, in deadline order.
-  void advance(Clock::duration by) {
-    now_ += by;
-    for (;;) {
-      auto due = timers_.end();
-      for (auto it = timers_.begin(); it != timers_.end(); ++it) {
-        if (it->second.when <= now_ &&
-            (due == timers_.end() || it->second.when < due->second.when)) {
-          due = it;
-        }
-      }
-      if (due == timers_.end()) break;
-      Callback fn = std::move(due->second.fn);
-      timers_.erase(due);
-      fn();
-    }
-  }
-  size_t pendingTimers() const { return timers_.size(); }
-  size_t pendingSoon() const { return soon_.size(); }
-
- protected:
-  void cancelCall(uint64_t id) override { timers_.erase(id); }
-  bool callActive(uint64_t id) const override { return timers_.count(id) != 0; }
-
- private:
-  struct Timer {
-    Clock::time_point when;
-    Callback fn;
-  };
-  Clock::time_point now_{};
-  uint64_t nextId_ = 1;
-  std::map<uint64_t, Timer> timers_;
-  std::vector<Callback> soon_;
-};
+// The manual reactor of tests/fake_transport.h: callSoon runs on runSoon(), timers on advance().
+using ManualReactor = FakeReactor;
 
 // Two connected transports.
 class Pipe {
