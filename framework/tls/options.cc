@@ -366,9 +366,14 @@ TlsContext::~TlsContext() {
 }
 
 void TlsContext::storeSession(SSL_SESSION* session) const {
+  // Keep a copy: the original stays the connection's own session, and OpenSSL marks that one not
+  // resumable when the connection ends without a close_notify it saw (always so under kTLS).
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  SSL_SESSION_free(session);  // the callback handed us this reference
+  if (copy == nullptr) return;
   std::lock_guard<std::mutex> lock(sessionMu_);
   if (cachedSession_ != nullptr) SSL_SESSION_free(cachedSession_);
-  cachedSession_ = session;
+  cachedSession_ = copy;
 }
 
 Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
