@@ -150,26 +150,22 @@ constexpr Param kTcpServerParams[] = {
     {"backlog", false},
 };
 
-Result<std::unique_ptr<ServerEndpoint>> buildTcpServer(reactor::Runtime& runtime, const Args& a,
-                                                       int family) {
+Result<ServerSpec> parseTcpServer(const Args& a, int family) {
   auto port = portArg(a, 0);
   if (!port) return port.status();
-  TcpServerOptions options;
+  ServerSpec spec;
+  spec.family = family;
+  spec.port = *port;
   if (const std::string* iface = a.get("interface"); iface != nullptr && !iface->empty()) {
     auto addr = Address::parse(*iface, 0);
     if (!addr || addr->family() != family) {
       return a.error("interface '" + *iface + "' is not an " +
                      (family == AF_INET6 ? "IPv6" : "IPv4") + " address");
     }
-    options.interface = *iface;
+    spec.tcp.interface = *iface;
   }
-  WHORL_RETURN_IF_ERROR(backlogArg(a, &options.backlog));
-  if (family == AF_INET6) {
-    return std::unique_ptr<ServerEndpoint>(
-        std::make_unique<TCP6ServerEndpoint>(runtime, *port, std::move(options)));
-  }
-  return std::unique_ptr<ServerEndpoint>(
-      std::make_unique<TCP4ServerEndpoint>(runtime, *port, std::move(options)));
+  WHORL_RETURN_IF_ERROR(backlogArg(a, &spec.tcp.backlog));
+  return spec;
 }
 
 constexpr Param kSslServerParams[] = {
@@ -184,11 +180,12 @@ constexpr Param kSslServerParams[] = {
     {"tlsMinimum", false},
     {"tlsMaximum", false},
     {"ktls", false},
+    {"alpn", false},
 };
 
 // ssl:PORT:privateKey=FILE[:certKey=FILE]...: Twisted's SSL server string, plus caCerts (client
 // certificates required, anchored in that file or directory) and the TLS version bounds.
-Result<std::unique_ptr<ServerEndpoint>> buildSslServer(reactor::Runtime& runtime, const Args& a) {
+Result<ServerSpec> parseSslServer(const Args& a) {
   auto port = portArg(a, 0);
   if (!port) return port.status();
   const std::string& keyPath = *a.get("privateKey");
@@ -235,6 +232,22 @@ Result<std::unique_ptr<ServerEndpoint>> buildSslServer(reactor::Runtime& runtime
     if (!mode) return a.error(mode.status().message());
     options.ktls = *mode;
   }
+  if (const std::string* alpn = a.get("alpn")) {
+    // Comma-separated, in preference order: "alpn=h2,http/1.1" (':' separates fields).
+    std::string_view rest = *alpn;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view name = rest.substr(0, comma);
+      if (name.empty() || name.size() > 255) {
+        return a.error("alpn: protocol names are 1-255 bytes, separated by commas");
+      }
+      options.acceptableProtocols.emplace_back(name);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (comma != std::string_view::npos && rest.empty()) {
+        return a.error("alpn: protocol names are 1-255 bytes, separated by commas");
+      }
+    }
+  }
   if (auto range = options.versionRange(); !range) return a.error(range.status().message());
   TcpServerOptions tcp;
   if (const std::string* iface = a.get("interface"); iface != nullptr && !iface->empty()) {
@@ -247,23 +260,25 @@ Result<std::unique_ptr<ServerEndpoint>> buildSslServer(reactor::Runtime& runtime
   if (!tcp.interface.empty() && Address::parse(tcp.interface, 0)->isIPv6()) family = AF_INET6;
   // Build the context now so that a broken option is reported here, not at listen().
   if (auto ctx = options.context(); !ctx) return a.error(ctx.status().message());
-  return std::unique_ptr<ServerEndpoint>(std::make_unique<SSL4ServerEndpoint>(
-      runtime, *port, std::move(options), std::move(tcp), family));
+  ServerSpec spec;
+  spec.family = family;
+  spec.port = *port;
+  spec.tcp = std::move(tcp);
+  spec.tls = std::move(options);
+  return spec;
 }
 
 struct ServerType {
   std::string_view name;
   std::span<const Param> params;
-  Result<std::unique_ptr<ServerEndpoint>> (*build)(reactor::Runtime&, const Args&);
+  Result<ServerSpec> (*build)(const Args&);
 };
 
-// Adding a server type: a parameter list, a builder, and a row here.
+// Adding a server type: a parameter list, a parser, and a row here.
 const ServerType kServerTypes[] = {
-    {"tcp", kTcpServerParams,
-     [](reactor::Runtime& r, const Args& a) { return buildTcpServer(r, a, AF_INET); }},
-    {"tcp6", kTcpServerParams,
-     [](reactor::Runtime& r, const Args& a) { return buildTcpServer(r, a, AF_INET6); }},
-    {"ssl", kSslServerParams, buildSslServer},
+    {"tcp", kTcpServerParams, [](const Args& a) { return parseTcpServer(a, AF_INET); }},
+    {"tcp6", kTcpServerParams, [](const Args& a) { return parseTcpServer(a, AF_INET6); }},
+    {"ssl", kSslServerParams, parseSslServer},
 };
 
 // ---- Client types ----------------------------------------------------------------------------
@@ -349,17 +364,16 @@ const ClientType kClientTypes[] = {
     {"tls", kTlsClientParams, buildTlsClient},
 };
 
-// Finds d.type in `types` and builds it, or explains which types exist.
-template <typename Type, typename Owner, typename Endpoint>
-Result<std::unique_ptr<Endpoint>> fromString(std::span<const Type> types, Owner& owner,
-                                             std::string_view text) {
+// Finds d.type in `types` and builds it with `build(type, args)`, or explains which types exist.
+template <typename Out, typename Type, typename Build>
+Result<Out> fromString(std::span<const Type> types, std::string_view text, Build build) {
   auto d = parseDescription(text);
   if (!d) return d.status();
   for (const auto& type : types) {
     if (type.name != d->type) continue;
     auto args = Args::bind(*d, text, type.params);
     if (!args) return args.status();
-    return type.build(owner, *args);
+    return build(type, *args);
   }
   return bad("unknown endpoint type '" + d->type + "'", text,
              "(supported: " + joinNames(types, [](const Type& t) { return t.name; }) + ")");
@@ -412,15 +426,33 @@ Result<Description> parseDescription(std::string_view text) {
   return d;
 }
 
+Result<ServerSpec> serverSpecFromString(std::string_view description) {
+  auto spec = fromString<ServerSpec>(std::span<const ServerType>(kServerTypes), description,
+                                     [](const ServerType& t, const Args& a) { return t.build(a); });
+  if (spec) spec->description = std::string(description);
+  return spec;
+}
+
+std::unique_ptr<ServerEndpoint> serverFromSpec(reactor::Runtime& runtime, ServerSpec spec) {
+  if (spec.tls) {
+    return std::make_unique<SSL4ServerEndpoint>(runtime, spec.port, std::move(*spec.tls),
+                                                std::move(spec.tcp), spec.family);
+  }
+  return std::make_unique<TCPServerEndpoint>(runtime, spec.family, spec.port, std::move(spec.tcp));
+}
+
 Result<std::unique_ptr<ServerEndpoint>> serverFromString(reactor::Runtime& runtime,
                                                          std::string_view description) {
-  return fromString<ServerType, reactor::Runtime, ServerEndpoint>(kServerTypes, runtime,
-                                                                  description);
+  auto spec = serverSpecFromString(description);
+  if (!spec) return spec.status();
+  return serverFromSpec(runtime, std::move(*spec));
 }
 
 Result<std::unique_ptr<ClientEndpoint>> clientFromString(reactor::Shard& shard,
                                                          std::string_view description) {
-  return fromString<ClientType, reactor::Shard, ClientEndpoint>(kClientTypes, shard, description);
+  return fromString<std::unique_ptr<ClientEndpoint>>(
+      std::span<const ClientType>(kClientTypes), description,
+      [&shard](const ClientType& t, const Args& a) { return t.build(shard, a); });
 }
 
 }  // namespace whorl::endpoint

@@ -17,11 +17,13 @@
 //   tcp6:PORT[:interface=ADDR][:backlog=N]   TCP6ServerEndpoint (interface: an IPv6 literal)
 //   ssl:PORT:privateKey=FILE[:certKey=FILE][:extraCertChain=FILE][:dhParameters=FILE]
 //       [:interface=ADDR][:backlog=N][:caCerts=PATH][:tlsMinimum=V][:tlsMaximum=V][:ktls=M]
+//       [:alpn=P1,P2]
 //                                            SSL4ServerEndpoint. privateKey may hold the
 //                                            certificate too (certKey defaults to it); caCerts
 //                                            (file or directory) requires client certificates;
 //                                            V is TLSv1_2, 1.3, ...; M is auto (default),
-//                                            off or require (kernel TLS)
+//                                            off or require (kernel TLS); alpn lists the
+//                                            ALPN/NPN protocols in preference order
 // Client types:
 //   tcp:host=HOST:port=PORT[:timeout=SECONDS] HostnameEndpoint: HOST is a name or literal and
 //                                             every address it resolves to is tried (IPv4 and
@@ -38,6 +40,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +49,7 @@
 #include "framework/base/status.h"
 #include "framework/endpoint/endpoint.h"
 #include "framework/reactor/runtime.h"
+#include "framework/tls/options.h"
 
 namespace whorl::endpoint {
 
@@ -64,9 +68,22 @@ struct Description {
 // missing type, trailing backslash, empty or duplicate key.
 Result<Description> parseDescription(std::string_view text);
 
-// A server endpoint on `runtime` (listens on every shard) for "tcp:..." or "tcp6:...".
+// A server description resolved into its parts, for programs that assemble the listening stack
+// themselves (the echo service adds PROXY protocol, connection limits and certificate reload).
+// For ssl: the files are read and the TLS context is built once to check them.
+struct ServerSpec {
+  std::string description;  // the text it came from
+  int family = AF_INET;
+  uint16_t port = 0;
+  TcpServerOptions tcp;
+  std::optional<tls::CertificateOptions> tls;  // set for ssl:
+};
+Result<ServerSpec> serverSpecFromString(std::string_view description);
+
+// A server endpoint on `runtime` (listens on every shard) for "tcp:...", "tcp6:..." or "ssl:...".
 Result<std::unique_ptr<ServerEndpoint>> serverFromString(reactor::Runtime& runtime,
                                                          std::string_view description);
+std::unique_ptr<ServerEndpoint> serverFromSpec(reactor::Runtime& runtime, ServerSpec spec);
 
 // A client endpoint connecting from `shard` for "tcp:...": always a HostnameEndpoint.
 Result<std::unique_ptr<ClientEndpoint>> clientFromString(reactor::Shard& shard,

@@ -92,9 +92,13 @@ void Listener::onAccept(int res, uint32_t flags) {
     } else {
       shard_.stats().accepted.fetch_add(1, std::memory_order_relaxed);
       auto* t = new TcpTransport(shard_, res, transportOptions_);
-      auto protocol = factory_->build(t->getPeer());
-      if (!protocol) shard_.stats().refused.fetch_add(1, std::memory_order_relaxed);
-      t->start(std::move(protocol));
+      if (transportOptions_.proxyProtocol != ProxyProtocolMode::kOff) {
+        t->startAfterProxyHeader(factory_);
+      } else {
+        auto protocol = factory_->build(t->getPeer());
+        if (!protocol) shard_.stats().refused.fetch_add(1, std::memory_order_relaxed);
+        t->start(std::move(protocol));
+      }
     }
   } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
     shard_.stats().acceptErrors.fetch_add(1, std::memory_order_relaxed);

@@ -67,6 +67,7 @@ TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions
 }
 
 TcpTransport::~TcpTransport() {
+  if (proxy_) proxy_->timer.cancel();
   if (fd_ >= 0) close(fd_);
   for (int p : pipe_) {
     if (p >= 0) close(p);
@@ -218,6 +219,48 @@ void TcpTransport::start(std::unique_ptr<api::Protocol> protocol) {
   protocol_ = std::move(protocol);
   protocol_->makeConnection(this);
   if (state_ == State::kOpen || state_ == State::kDisconnecting) shard_.scheduleTurnEnd(this);
+}
+
+void TcpTransport::startAfterProxyHeader(std::shared_ptr<api::Factory> factory) {
+  proxy_ = std::make_unique<ProxyWait>(options_.proxyProtocol);
+  proxy_->factory = std::move(factory);
+  auto timeout = options_.proxyHeaderTimeout;
+  proxy_->timer = shard_.callLater(timeout, [this, timeout] {
+    failProxyHeader(Status(Status::Code::kTimeout,
+                           "no complete PROXY protocol header within " +
+                               std::to_string(timeout.count()) + " ms"));
+  });
+  shard_.scheduleTurnEnd(this);  // arms the receive
+}
+
+void TcpTransport::receiveProxyHeader(std::string_view data) {
+  auto progress = proxy_->parser.feed(data);
+  if (!progress) {
+    failProxyHeader(progress.status());
+    return;
+  }
+  if (progress->needMore()) return;
+  const ProxyHeader& header = *progress->header;
+  // LOCAL (a proxy's own health check) keeps the socket's addresses.
+  if (!header.local && header.source) peer_ = *header.source;
+  proxy_->timer.cancel();
+  std::shared_ptr<api::Factory> factory = std::move(proxy_->factory);
+  size_t consumed = progress->consumed;
+  proxy_.reset();
+  auto protocol = factory->build(peer_);
+  if (!protocol) shard_.stats().refused.fetch_add(1, std::memory_order_relaxed);
+  start(std::move(protocol));
+  if (state_ == State::kOpen && consumed < data.size()) receive(data.substr(consumed));
+}
+
+void TcpTransport::failProxyHeader(Status reason) {
+  if (!proxy_) return;
+  proxy_->timer.cancel();
+  if (state_ != State::kOpen) return;
+  shard_.stats().proxyErrors.fetch_add(1, std::memory_order_relaxed);
+  WHORL_LOG(kInfo, "closing connection from %s: %s", peer_.toString().c_str(),
+            reason.message().c_str());
+  closeNow(std::move(reason), false);
 }
 
 void TcpTransport::armRecv() {
@@ -479,6 +522,10 @@ std::string TcpTransport::tlsMode() const {
 }
 
 void TcpTransport::receive(std::string_view data) {
+  if (proxy_) {
+    receiveProxyHeader(data);
+    return;
+  }
   // While reading is paused (or earlier bytes still wait), keep order: hold, deliver later.
   if (readingPaused_ || !held_.empty()) {
     held_.append(data);

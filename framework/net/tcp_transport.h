@@ -11,6 +11,7 @@
 // the transport (with its protocol) is freed at the end of that turn.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -20,6 +21,7 @@
 #include "framework/api/transport.h"
 #include "framework/base/address.h"
 #include "framework/base/buffer.h"
+#include "framework/net/proxy_protocol.h"
 #include "framework/reactor/shard.h"
 #include "framework/uring/op.h"
 
@@ -29,6 +31,10 @@ struct TransportOptions {
   size_t highWater = 256 * 1024;  // pause the producer above this many unsent bytes
   size_t lowWater = 64 * 1024;    // resume it below this
   bool noDelay = true;            // TCP_NODELAY: writes are already gathered per turn
+  // Accepted connections start with a PROXY protocol header from a load balancer: the protocol is
+  // built for the client address it names, once it has arrived (within proxyHeaderTimeout).
+  ProxyProtocolMode proxyProtocol = ProxyProtocolMode::kOff;
+  std::chrono::milliseconds proxyHeaderTimeout{10000};
 };
 
 class TcpTransport final : public api::Transport,
@@ -41,6 +47,10 @@ class TcpTransport final : public api::Transport,
 
   // Attaches the protocol (connectionMade) and starts reading. A null protocol closes at once.
   void start(std::unique_ptr<api::Protocol> protocol);
+  // Reads the PROXY protocol header first (options.proxyProtocol), then builds the protocol with
+  // `factory` for the client address it names and start()s it with the bytes that followed. A
+  // malformed, oversized or late header closes the connection with the reason logged.
+  void startAfterProxyHeader(std::shared_ptr<api::Factory> factory);
 
   // api::Transport
   void write(std::string_view data) override;
@@ -105,6 +115,8 @@ class TcpTransport final : public api::Transport,
   void armRecv();
   void startSend();
   void receive(std::string_view data);
+  void receiveProxyHeader(std::string_view data);
+  void failProxyHeader(Status reason);
   void deliver(std::string_view data);
   void afterWrite();
   void closeNow(Status reason, bool reset);
@@ -117,6 +129,14 @@ class TcpTransport final : public api::Transport,
   Address peer_;
   Address host_;
   std::unique_ptr<api::Protocol> protocol_;
+  // Set while the PROXY protocol header is awaited (before there is a protocol).
+  struct ProxyWait {
+    explicit ProxyWait(ProxyProtocolMode mode) : parser(mode) {}
+    ProxyHeaderParser parser;
+    std::shared_ptr<api::Factory> factory;
+    api::DelayedCall timer;
+  };
+  std::unique_ptr<ProxyWait> proxy_;
   State state_ = State::kOpen;
   Status reason_;
 

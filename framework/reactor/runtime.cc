@@ -59,12 +59,14 @@ Status Runtime::start() {
   if (started_) return Status::ok();
   started_ = true;
   std::vector<std::promise<Status>> ready(shards_.size());
-  // Shard threads never take SIGINT/SIGTERM: run() reads them through a signalfd. Threads
-  // inherit the mask in force when they are created.
+  // Shard threads never take SIGINT/SIGTERM/SIGHUP: run() reads them through a signalfd (or, for
+  // SIGHUP without a reload hook, the main thread takes its default action). Threads inherit the
+  // mask in force when they are created.
   sigset_t block, saved;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
   sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &block, &saved);
   for (size_t i = 0; i < shards_.size(); ++i) {
     Shard* shard = shards_[i].get();
@@ -105,13 +107,14 @@ void Runtime::join() {
   threads_.clear();
 }
 
-int Runtime::run() {
+int Runtime::run(RunHooks hooks) {
   // Block the stop signals before the shard threads start so that they inherit the mask and the
   // signals are read here through a signalfd, not delivered to a random shard.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  if (hooks.reload) sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   int sigFd = signalfd(-1, &set, SFD_CLOEXEC);
 
@@ -121,6 +124,12 @@ int Runtime::run() {
     if (sigFd >= 0) close(sigFd);
     return 1;
   }
+  if (hooks.ready) hooks.ready();
+  bool stopAnnounced = false;
+  auto announceStop = [&] {
+    if (!stopAnnounced && hooks.stopping) hooks.stopping();
+    stopAnnounced = true;
+  };
   // Threads that have exited (all shards stopped) are detected by joining in a helper thread.
   int doneFd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   std::thread joiner([this, doneFd] {
@@ -136,9 +145,14 @@ int Runtime::run() {
     if (rc < 0 && errno == EINTR) continue;
     if (fds[2].revents & POLLIN) break;
     if (fds[0].revents & POLLIN) {
-      signalfd_siginfo info;
-      if (read(sigFd, &info, sizeof(info)) == sizeof(info)) {
+      signalfd_siginfo info{};
+      bool got = read(sigFd, &info, sizeof(info)) == sizeof(info);
+      if (got && info.ssi_signo == SIGHUP) {
+        WHORL_LOG(kInfo, "SIGHUP: reloading");
+        hooks.reload();
+      } else if (got) {
         ++signals;
+        announceStop();
         if (signals == 1) {
           WHORL_LOG(kInfo, "%s: stopping; open connections have %lld ms to finish (again to force)",
                     strsignal(static_cast<int>(info.ssi_signo)),
@@ -155,6 +169,7 @@ int Runtime::run() {
       uint64_t v;
       ssize_t n = read(stopFd_, &v, sizeof(v));
       (void)n;
+      announceStop();
     }
   }
   joiner.join();

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -20,6 +21,13 @@
 #include "framework/reactor/shard.h"
 
 namespace whorl::reactor {
+
+// What run() tells the program about, on run()'s own thread (not a shard).
+struct RunHooks {
+  std::function<void()> ready;     // the shards are running (e.g. sd_notify READY=1)
+  std::function<void()> reload;    // SIGHUP; when unset, SIGHUP keeps its default action
+  std::function<void()> stopping;  // the first SIGINT/SIGTERM or stop(), before the drain
+};
 
 struct RuntimeOptions {
   int shards = 0;            // 0: one per online CPU
@@ -50,7 +58,7 @@ class Runtime {
   void join();
   // start(), wait for a signal or stop(), drain, join. Returns the process exit code (0), or 1
   // if the shards could not start (the reason is logged).
-  int run();
+  int run(RunHooks hooks = {});
 
   // Sum of every shard's counters.
   uint64_t totalAccepted() const;

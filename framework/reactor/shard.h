@@ -69,6 +69,7 @@ struct ShardStats {
   std::atomic<uint64_t> bytesIn{0};
   std::atomic<uint64_t> bytesOut{0};
   std::atomic<uint64_t> recvRearms{0};  // multishot receives re-armed after -ENOBUFS
+  std::atomic<uint64_t> proxyErrors{0};  // PROXY protocol headers malformed, oversized or late
 };
 
 struct ShardOptions {

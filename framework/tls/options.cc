@@ -13,6 +13,7 @@
 #include "framework/base/address.h"
 #include "framework/base/log.h"
 #include "framework/tls/session.h"
+#include "framework/tls/ticket_keys.h"
 
 namespace whorl::tls {
 
@@ -405,6 +406,10 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
       // In TLS 1.3 SSL_OP_NO_TICKET alone only switches to stateful tickets (still sent, still
       // resumable); sending none is what turns TLS 1.3 resumption off.
       SSL_CTX_set_num_tickets(ctx, 0);
+    } else if (sessionTicketKeys) {
+      if (Status s = sessionTicketKeys->install(ctx); !s.isOk()) {
+        return fail(s.withContext("sessionTicketKeys"));
+      }
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     static const unsigned char kSessionContext[] = "whorl";

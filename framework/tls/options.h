@@ -71,6 +71,7 @@ enum ProtocolNegotiationSupport : unsigned { kNoNegotiation = 0, kNPN = 1, kALPN
 unsigned protocolNegotiationMechanisms();
 
 class TlsContext;
+class TicketKeys;  // framework/tls/ticket_keys.h
 
 struct CertificateOptions {
   KeyPair privateKey;
@@ -85,6 +86,10 @@ struct CertificateOptions {
   // ALPN and NPN, in preference order.
   std::vector<std::string> acceptableProtocols;
   bool enableSessionTickets = true;
+  // Session ticket keys shared with the other instances of a fleet and rotatable at run time
+  // (installed in the main and every SNI SSL_CTX when tickets are enabled). Null = OpenSSL's
+  // per-context random keys: tickets resume only on the context that issued them.
+  std::shared_ptr<TicketKeys> sessionTicketKeys;
   std::optional<TLSVersion> raiseMinimumTo;
   std::optional<TLSVersion> insecurelyLowerMinimumTo;
   std::optional<TLSVersion> lowerMaximumSecurityTo;

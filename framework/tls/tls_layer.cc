@@ -704,7 +704,7 @@ std::unique_ptr<api::Protocol> TlsContext::wrapForStartTLS(std::unique_ptr<api::
 std::unique_ptr<api::Protocol> TlsFactory::buildProtocol(const Address& peer) {
   auto app = inner_->build(peer);
   if (!app) return nullptr;
-  return std::make_unique<TlsLayer>(context_, std::move(app), options_);
+  return std::make_unique<TlsLayer>(context_.load(), std::move(app), options_);
 }
 
 }  // namespace whorl::tls

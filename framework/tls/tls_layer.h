@@ -13,6 +13,7 @@
 // application protocol; the transport below owns the layer.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -164,6 +165,8 @@ struct TlsModeCounts {
 TlsModeCounts tlsModeCounts();
 
 // Wraps an application factory: every connection gets a TlsLayer in `context`'s role.
+// setContext() swaps the context later connections get (certificate reload without a restart):
+// connections already open keep the one they started with, which their layer holds.
 class TlsFactory final : public api::Factory {
  public:
   TlsFactory(std::shared_ptr<TlsContext> context, std::shared_ptr<api::Factory> inner,
@@ -171,9 +174,12 @@ class TlsFactory final : public api::Factory {
       : context_(std::move(context)), inner_(std::move(inner)), options_(std::move(options)) {}
   std::unique_ptr<api::Protocol> buildProtocol(const Address& peer) override;
   const std::shared_ptr<api::Factory>& inner() const { return inner_; }
+  // Thread-safe: accepting shards read the context while a reload replaces it.
+  void setContext(std::shared_ptr<TlsContext> context) { context_.store(std::move(context)); }
+  std::shared_ptr<TlsContext> context() const { return context_.load(); }
 
  private:
-  std::shared_ptr<TlsContext> context_;
+  std::atomic<std::shared_ptr<TlsContext>> context_;
   std::shared_ptr<api::Factory> inner_;
   TlsLayerOptions options_;
 };

@@ -1,0 +1,92 @@
+// The echo service's connections: EchoConnection echoes, counts, times out idle clients and logs
+// one line when it ends; ServiceFactory admits connections up to --max-connections.
+//
+//   ServiceState state{metrics, {.maxConnections = 10000, .idleTimeout = 300s}};
+//   auto app = std::make_shared<ServiceFactory>(state, "ssl:8443", /*tls=*/true);
+//   auto stack = std::make_shared<tls::TlsFactory>(context, app);   // TLS under the echo
+//   endpoint.listen(std::make_shared<AdmissionFactory>(state, stack));
+//
+// Admission happens below TLS (AdmissionFactory, outermost), so a refused client costs no
+// handshake: its socket is closed at once with a FIN and counted. The count of open connections
+// is process-wide (an atomic shared by the shards); each EchoConnection gives its place back in
+// its destructor, which runs on every path (handshake failure, reset, drain). ServiceState must
+// outlive the runtime's shards.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "examples/service/service_metrics.h"
+#include "framework/api/protocol.h"
+
+namespace whorl::service {
+
+struct ServiceLimits {
+  uint64_t maxConnections = 0;         // 0: no limit
+  std::chrono::milliseconds idleTimeout{0};  // 0: none
+};
+
+struct ServiceState {
+  ServiceMetrics& metrics;
+  ServiceLimits limits;
+  std::atomic<uint64_t> open{0};
+  std::atomic<int64_t> lastRefusalLog{0};  // steady-clock seconds: refusals are logged once a second
+};
+
+class EchoConnection final : public api::Protocol {
+ public:
+  EchoConnection(ServiceState& state, const std::string& listener, bool tls);
+  ~EchoConnection() override;
+
+  void connectionMade() override;
+  void dataReceived(std::string_view data) override;
+  void handshakeCompleted() override;
+  void connectionLost(const Status& reason) override;
+
+ private:
+  void armIdleTimer(std::chrono::steady_clock::duration delay);
+  void onIdleTimer();
+
+  ServiceState& state_;
+  const std::string& listener_;
+  bool tls_;
+  bool handshakeDone_ = false;
+  bool idleClosed_ = false;
+  int shard_ = 0;
+  uint64_t bytesIn_ = 0;
+  uint64_t bytesOut_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point lastInput_;
+  api::DelayedCall idleTimer_;
+};
+
+// Builds EchoConnections for one listener (its name is the endpoint string, for logs).
+class ServiceFactory final : public api::Factory {
+ public:
+  ServiceFactory(ServiceState& state, std::string listener, bool tls)
+      : state_(state), listener_(std::move(listener)), tls_(tls) {}
+  std::unique_ptr<api::Protocol> buildProtocol(const Address& peer) override;
+
+ private:
+  ServiceState& state_;
+  const std::string listener_;
+  bool tls_;
+};
+
+// Takes a place among --max-connections, or refuses (returns null: the transport closes), then
+// builds the rest of the stack with `inner`.
+class AdmissionFactory final : public api::Factory {
+ public:
+  AdmissionFactory(ServiceState& state, std::shared_ptr<api::Factory> inner)
+      : state_(state), inner_(std::move(inner)) {}
+  std::unique_ptr<api::Protocol> buildProtocol(const Address& peer) override;
+
+ private:
+  ServiceState& state_;
+  std::shared_ptr<api::Factory> inner_;
+};
+
+}  // namespace whorl::service
