@@ -390,6 +390,27 @@ TEST_F(FromStringTest, SslServerErrorsNameTheBadPart) {
   EXPECT_NE(s.message().find("above the maximum"), std::string::npos) << s.message();
 }
 
+TEST(ServerSpec, SslSpecCarriesTheTlsOptions) {
+  std::string key = certPath("test/localhost.pem");
+  auto spec = serverSpecFromString("ssl:0:privateKey=" + key +
+                                   ":alpn=h2,http/1.1:tlsMinimum=1.3:interface=127.0.0.1");
+  ASSERT_TRUE(spec) << spec.status().message();
+  ASSERT_TRUE(spec->tls.has_value());
+  EXPECT_EQ(spec->tls->acceptableProtocols, (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(spec->tcp.interface, "127.0.0.1");
+  EXPECT_EQ(spec->family, AF_INET);
+  auto tcp = serverSpecFromString("tcp6:8007:interface=\\:\\:1");
+  ASSERT_TRUE(tcp) << tcp.status().message();
+  EXPECT_FALSE(tcp->tls.has_value());
+  EXPECT_EQ(tcp->family, AF_INET6);
+  EXPECT_EQ(tcp->port, 8007);
+  for (const char* bad : {":alpn=", ":alpn=h2,", ":alpn=,h2"}) {
+    auto s = serverSpecFromString("ssl:0:privateKey=" + key + bad);
+    ASSERT_FALSE(s) << bad;
+    EXPECT_NE(s.status().message().find("alpn"), std::string::npos) << s.status().message();
+  }
+}
+
 TEST_F(FromStringTest, TlsClientErrors) {
   Status s = clientError("tls:localhost:443:trustRoots=/nonexistent");
   EXPECT_NE(s.message().find("trustRoots:"), std::string::npos) << s.message();

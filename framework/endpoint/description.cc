@@ -235,6 +235,7 @@ Result<ServerSpec> parseSslServer(const Args& a) {
   if (const std::string* alpn = a.get("alpn")) {
     // Comma-separated, in preference order: "alpn=h2,http/1.1" (':' separates fields).
     std::string_view rest = *alpn;
+    if (rest.empty()) return a.error("alpn: protocol names are 1-255 bytes, separated by commas");
     while (!rest.empty()) {
       size_t comma = rest.find(',');
       std::string_view name = rest.substr(0, comma);
@@ -438,7 +439,10 @@ std::unique_ptr<ServerEndpoint> serverFromSpec(reactor::Runtime& runtime, Server
     return std::make_unique<SSL4ServerEndpoint>(runtime, spec.port, std::move(*spec.tls),
                                                 std::move(spec.tcp), spec.family);
   }
-  return std::make_unique<TCPServerEndpoint>(runtime, spec.family, spec.port, std::move(spec.tcp));
+  if (spec.family == AF_INET6) {
+    return std::make_unique<TCP6ServerEndpoint>(runtime, spec.port, std::move(spec.tcp));
+  }
+  return std::make_unique<TCP4ServerEndpoint>(runtime, spec.port, std::move(spec.tcp));
 }
 
 Result<std::unique_ptr<ServerEndpoint>> serverFromString(reactor::Runtime& runtime,
