@@ -8,7 +8,11 @@
 //       --listen tcp:8007 --metrics tcp:9100:interface=127.0.0.1     (one command line)
 //   kill -HUP <pid>    # new certificate for new handshakes; open connections keep theirs
 //   kill -TERM <pid>   # stop accepting, drain for --drain-timeout, exit 0
+#include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
+
+#include <ctime>
 
 #include <cstdio>
 #include <memory>
@@ -64,8 +68,16 @@ Result<endpoint::ServerSpec> loadSpec(const std::string& description, const TlsS
   return spec;
 }
 
+// Subject, serial and expiry: a renewed certificate usually keeps its subject, so the log must
+// show what else changed.
 std::string certificateSummary(const tls::CertificateOptions& options) {
-  return options.certificate.toString();
+  const tls::Certificate& c = options.certificate;
+  std::time_t notAfter = std::chrono::system_clock::to_time_t(c.notAfter());
+  std::tm utc{};
+  gmtime_r(&notAfter, &utc);
+  char expiry[32];
+  std::strftime(expiry, sizeof(expiry), "%Y-%m-%d", &utc);
+  return c.toString() + " serial " + c.serialNumber() + ", valid until " + expiry;
 }
 
 uint64_t defaultMaxConnections() {
@@ -79,6 +91,16 @@ uint64_t defaultMaxConnections() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Until Runtime::run() reads them, hold SIGHUP/SIGTERM/SIGINT back instead of letting their
+  // default action kill the process while it opens its listeners: one sent right after start-up
+  // (a reload, a stop) is then handled once run() starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
   auto config = service::loadConfig(argc, argv);
   if (!config) {
     std::fprintf(stderr, "echo_service: %s\n", config.status().message().c_str());

@@ -95,10 +95,17 @@ TEST(ServiceConfig, FileErrorsNameFileAndLine) {
   ASSERT_FALSE(c);
   EXPECT_NE(c.status().message().find(path + ":2"), std::string::npos) << c.status().message();
 
-  path = writeTemp("colour = blue\n");
+  path = writeTemp("listen = tcp:1\ncolour = blue\n");
   c = parseArgs({"--config", path});
   ASSERT_FALSE(c);
-  EXPECT_NE(c.status().message().find("--colour"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find(path + ":2: unknown flag --colour"), std::string::npos)
+      << c.status().message();
+
+  path = writeTemp("idle-timeout = 3\n# comment\nidle-timeout = -1\n");
+  c = parseArgs({"--config", path});
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.status().message().find(path + ":3: --idle-timeout"), std::string::npos)
+      << c.status().message();
 
   c = parseArgs({"--config", "/nonexistent/echo.conf"});
   ASSERT_FALSE(c);

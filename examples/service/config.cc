@@ -33,7 +33,8 @@ void addFlags(Flags& flags, RawConfig& c) {
   flags.add("listen", &c.listen,
             "endpoint to serve (repeatable): tcp:PORT, tcp6:PORT, ssl:PORT:privateKey=FILE"
             "[:caCerts=PATH][:tlsMinimum=V][:tlsMaximum=V][:alpn=P1,P2][:ktls=auto|off|require]"
-            "[:interface=ADDR] (default: " +
+            "[:interface=ADDR]; escape ':' in values as '\\:', e.g. tcp6:8007:interface=\\:\\:1 "
+            "(default: " +
                 std::string(kDefaultListen) + ")");
   flags.add("shards", &c.shards, "reactor threads; 0 means one per online CPU");
   flags.add("max-connections", &c.maxConnections,
@@ -107,9 +108,16 @@ Result<ServiceConfig> finish(const RawConfig& raw) {
   return c;
 }
 
-// "key = value" lines as "--key=value" arguments (argv[0] first).
-Result<std::vector<std::string>> fileArguments(std::string_view text, std::string_view origin) {
-  std::vector<std::string> args{"config"};
+// One "key = value" line as the flag argument "--key=value".
+struct FileArgument {
+  size_t line;
+  std::string key;
+  std::string arg;
+};
+
+// "key = value" lines as flag arguments, with their line numbers.
+Result<std::vector<FileArgument>> fileArguments(std::string_view text, std::string_view origin) {
+  std::vector<FileArgument> args;
   size_t lineNo = 0;
   while (!text.empty()) {
     ++lineNo;
@@ -136,19 +144,30 @@ Result<std::vector<std::string>> fileArguments(std::string_view text, std::strin
       return Status::invalidArgument(std::string(origin) + ":" + std::to_string(lineNo) +
                                      (key.empty() ? ": missing key" : ": config files do not nest"));
     }
-    args.push_back("--" + std::string(key) + "=" + std::string(value));
+    args.push_back({lineNo, std::string(key), "--" + std::string(key) + "=" + std::string(value)});
   }
   return args;
 }
 
-Status parseArguments(Flags& flags, const std::vector<std::string>& args, std::string_view origin) {
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  Status s = flags.parse(static_cast<int>(argv.size()), argv.data());
-  if (!s.isOk()) return Status::invalidArgument(std::string(origin) + ": " + s.message());
-  if (!flags.positional().empty()) {
-    return Status::invalidArgument(std::string(origin) + ": unexpected argument '" +
-                                   flags.positional().front() + "'");
+// Parses a config file's text into `raw` (bound to `flags`), then checks the values; every error
+// names the file and the line.
+Status parseFile(Flags& flags, RawConfig& raw, std::string_view text, std::string_view origin) {
+  auto args = fileArguments(text, origin);
+  if (!args) return args.status();
+  auto where = [&](size_t line) { return std::string(origin) + ":" + std::to_string(line) + ": "; };
+  for (const FileArgument& a : *args) {
+    const char* argv[] = {"config", a.arg.c_str()};
+    Status s = flags.parse(2, argv);
+    if (!s.isOk()) return Status::invalidArgument(where(a.line) + s.message());
+  }
+  // Value checks (ranges, modes) say "--key ..."; point at the line that set that key.
+  auto checked = finish(raw);
+  if (!checked) {
+    const std::string& m = checked.status().message();
+    for (auto it = args->rbegin(); it != args->rend(); ++it) {
+      if (m.rfind("--" + it->key, 0) == 0) return Status::invalidArgument(where(it->line) + m);
+    }
+    return Status::invalidArgument(std::string(origin) + ": " + m);
   }
   return Status::ok();
 }
@@ -163,9 +182,7 @@ Result<ServiceConfig> parseConfigText(std::string_view text, std::string_view or
   RawConfig raw;
   Flags flags("echo_service", kDescription);
   addFlags(flags, raw);
-  auto args = fileArguments(text, origin);
-  if (!args) return args.status();
-  WHORL_RETURN_IF_ERROR(parseArguments(flags, *args, origin));
+  WHORL_RETURN_IF_ERROR(parseFile(flags, raw, text, origin));
   return finish(raw);
 }
 
@@ -196,9 +213,7 @@ Result<ServiceConfig> loadConfig(int argc, const char* const* argv) {
   RawConfig merged;
   Flags fileFlags("echo_service", kDescription);
   addFlags(fileFlags, merged);
-  auto args = fileArguments(text.str(), cmd.config);
-  if (!args) return args.status();
-  WHORL_RETURN_IF_ERROR(parseArguments(fileFlags, *args, cmd.config));
+  WHORL_RETURN_IF_ERROR(parseFile(fileFlags, merged, text.str(), cmd.config));
   std::vector<std::string> fileListen = std::move(merged.listen);
   merged.listen.clear();
   Flags overrideFlags("echo_service", kDescription);

@@ -14,11 +14,18 @@ int currentShard() {
 }
 }  // namespace
 
-EchoConnection::EchoConnection(ServiceState& state, const std::string& listener, bool tls)
-    : state_(state), listener_(listener), tls_(tls) {}
+EchoConnection::EchoConnection(ServiceState& state, std::shared_ptr<const std::string> listener,
+                               bool tls)
+    : state_(state), listener_(std::move(listener)), tls_(tls) {}
 
 EchoConnection::~EchoConnection() {
   idleTimer_.cancel();
+  releaseSlot();
+}
+
+void EchoConnection::releaseSlot() {
+  if (!slotHeld_) return;
+  slotHeld_ = false;
   state_.open.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -76,17 +83,20 @@ void EchoConnection::connectionLost(const Status& reason) {
   }
   state_.metrics.closed.inc(shard_, kind);
   state_.metrics.open.add(shard_, -1);
+  // The socket is closed by now: a client reconnecting at once must find the place free.
+  releaseSlot();
   if (log::enabled(log::Level::kInfo)) {
     auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
         t->reactor().now() - start_);
     std::string peer = t->getPeer().toString();
     std::string version = tls_ ? t->tlsVersion() : "";
     std::string cipher = tls_ ? t->cipher() : "";
-    std::string mode = tls_ ? t->tlsMode() : "plain";
+    // No record crypto ran for a handshake that never finished.
+    std::string mode = !tls_ ? "plain" : handshakeDone_ ? t->tlsMode() : "";
     std::string alpn = tls_ ? t->negotiatedProtocol().value_or("") : "";
     // Names and numbers only: never key material or application bytes.
     log::event(log::Level::kInfo, "connection closed",
-               {{"listener", listener_},
+               {{"listener", *listener_},
                 {"peer", peer},
                 {"duration_ms", static_cast<double>(duration.count()) / 1000.0},
                 {"bytes_in", bytesIn_},

@@ -8,9 +8,10 @@
 //
 // Admission happens below TLS (AdmissionFactory, outermost), so a refused client costs no
 // handshake: its socket is closed at once with a FIN and counted. The count of open connections
-// is process-wide (an atomic shared by the shards); each EchoConnection gives its place back in
-// its destructor, which runs on every path (handshake failure, reset, drain). ServiceState must
-// outlive the runtime's shards.
+// is process-wide (an atomic shared by the shards); each EchoConnection gives its place back when
+// its connection is lost, or in its destructor on paths without connectionLost. A refused
+// client's socket is closed with a FIN, or a reset if it had already sent bytes (the kernel's
+// rule for closing with unread data). ServiceState must outlive the runtime's shards.
 #pragma once
 
 #include <atomic>
@@ -38,7 +39,7 @@ struct ServiceState {
 
 class EchoConnection final : public api::Protocol {
  public:
-  EchoConnection(ServiceState& state, const std::string& listener, bool tls);
+  EchoConnection(ServiceState& state, std::shared_ptr<const std::string> listener, bool tls);
   ~EchoConnection() override;
 
   void connectionMade() override;
@@ -51,7 +52,11 @@ class EchoConnection final : public api::Protocol {
   void onIdleTimer();
 
   ServiceState& state_;
-  const std::string& listener_;
+  void releaseSlot();
+
+  // Shared with the factory: connections outlive their listener during a drain.
+  std::shared_ptr<const std::string> listener_;
+  bool slotHeld_ = true;
   bool tls_;
   bool handshakeDone_ = false;
   bool idleClosed_ = false;
@@ -67,12 +72,13 @@ class EchoConnection final : public api::Protocol {
 class ServiceFactory final : public api::Factory {
  public:
   ServiceFactory(ServiceState& state, std::string listener, bool tls)
-      : state_(state), listener_(std::move(listener)), tls_(tls) {}
+      : state_(state), listener_(std::make_shared<const std::string>(std::move(listener))),
+        tls_(tls) {}
   std::unique_ptr<api::Protocol> buildProtocol(const Address& peer) override;
 
  private:
   ServiceState& state_;
-  const std::string listener_;
+  std::shared_ptr<const std::string> listener_;
   bool tls_;
 };
 

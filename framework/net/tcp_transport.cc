@@ -234,6 +234,7 @@ void TcpTransport::startAfterProxyHeader(std::shared_ptr<api::Factory> factory) 
 }
 
 void TcpTransport::receiveProxyHeader(std::string_view data) {
+  proxy_->received += data.size();
   auto progress = proxy_->parser.feed(data);
   if (!progress) {
     failProxyHeader(progress.status());
@@ -652,6 +653,14 @@ void TcpTransport::onTurnEnd() {
     ByteBuffer held;
     held.swap(held_);
     deliver(held.view());
+  }
+  if (state_ == State::kOpen && eof_ && proxy_ && proxy_->received > 0) {
+    // Part of a header, then the end: a broken or misconfigured proxy. (Nothing at all, then
+    // the end, is a load balancer's TCP health check: not an error.)
+    failProxyHeader(Status(Status::Code::kConnectionLost,
+                           "the connection ended after " + std::to_string(proxy_->received) +
+                               " bytes of an incomplete PROXY protocol header"));
+    return;
   }
   if (state_ == State::kOpen && eof_ && held_.empty()) {
     reason_ = Status::connectionDone();

@@ -133,6 +133,7 @@ class TcpTransport final : public api::Transport,
   struct ProxyWait {
     explicit ProxyWait(ProxyProtocolMode mode) : parser(mode) {}
     ProxyHeaderParser parser;
+    size_t received = 0;  // header bytes so far
     std::shared_ptr<api::Factory> factory;
     api::DelayedCall timer;
   };
