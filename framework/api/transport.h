@@ -24,6 +24,7 @@
 
 #include "framework/api/reactor.h"
 #include "framework/base/address.h"
+#include "framework/base/buffer.h"
 
 // OpenSSL's certificate type, named without including OpenSSL (Twisted's transports hand out
 // the OpenSSL object too; wrap it as tls::Certificate).
@@ -72,6 +73,16 @@ struct KernelTlsSetup {
   std::function<void(uint8_t type, std::string_view data)> onControlRecord;
 };
 
+// For layers (TLS) over a transport: work the transport runs at the end of a loop turn, just
+// before it sends what was written during the turn (see Transport::flushBeforeSend).
+class TurnFlush {
+ public:
+  virtual void flushBeforeSend() = 0;
+
+ protected:
+  ~TurnFlush() = default;
+};
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -82,6 +93,23 @@ class Transport {
   }
   void writeSequence(std::initializer_list<std::string_view> parts) {
     writeSequence(std::span<const std::string_view>(parts.begin(), parts.size()));
+  }
+  // write(bytes.view()), leaving `bytes` empty. A transport may take the storage instead of
+  // copying from it (and leave its own spare storage in `bytes`): a layer that produces whole
+  // buffers (TLS records) then hands them down without a copy.
+  virtual void writeBuffer(ByteBuffer& bytes) {
+    write(bytes.view());
+    bytes.clear();
+  }
+
+  // For layers: calls flusher->flushBeforeSend() once, at the end of this loop turn, before the
+  // bytes written so far are sent (a layer turns the turn's writes into one batch of records
+  // there, with no callback to allocate). false if this transport cannot; the layer then
+  // schedules its own callback. `flusher` must live as long as this transport: the layer is the
+  // transport's protocol (or inside it).
+  virtual bool flushBeforeSend(TurnFlush* flusher) {
+    (void)flusher;
+    return false;
   }
   // Sends everything written so far, then closes; connectionLost gets a clean-close reason.
   virtual void loseConnection() = 0;

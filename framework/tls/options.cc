@@ -12,6 +12,7 @@
 
 #include "framework/base/address.h"
 #include "framework/base/log.h"
+#include "framework/net/ktls_probe.h"
 #include "framework/tls/session.h"
 #include "framework/tls/ticket_keys.h"
 
@@ -58,7 +59,12 @@ void keylogCallback(const SSL* ssl, const char* line) {
 }
 
 void maybeEnableKeylog(SSL_CTX* ctx, KtlsMode ktls) {
-  if (ktls != KtlsMode::kOff) SSL_CTX_set_keylog_callback(ctx, keylogCallback);
+  // OpenSSL formats every secret as hex text for this callback (one sprintf per byte, ~10% of a
+  // handshake's CPU), so install it only where the secrets can be used: a kernel that takes
+  // TLS (or ktls=require, which insists), or SSLKEYLOGFILE.
+  if (ktls == KtlsMode::kRequire || (ktls == KtlsMode::kAuto && net::kernelTlsSupport().isOk())) {
+    SSL_CTX_set_keylog_callback(ctx, keylogCallback);
+  }
   {
     std::lock_guard<std::mutex> lock(g_keylogMu);
     if (!g_keylogChecked) {
@@ -216,8 +222,10 @@ Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& ra
       return Status(Status::Code::kTls, "acceptableCiphers '" + ciphers->tls12() + "': " + takeOpenSSLErrors());
     }
   }
-  if (ciphers && SSL_CTX_set_ciphersuites(ctx, ciphers->tls13().c_str()) != 1) {
-    return Status(Status::Code::kTls, "acceptableCiphers (TLS 1.3) '" + ciphers->tls13() + "': " + takeOpenSSLErrors());
+  const char* tls13 = ciphers ? ciphers->tls13().c_str() : kDefaultTls13Ciphersuites;
+  if (SSL_CTX_set_ciphersuites(ctx, tls13) != 1) {
+    return Status(Status::Code::kTls, std::string("acceptableCiphers (TLS 1.3) '") + tls13 +
+                                          "': " + takeOpenSSLErrors());
   }
   maybeEnableKeylog(ctx, ktls);
   return Status::ok();

@@ -61,6 +61,9 @@ class TlsSession {
 
   std::string_view output() const { return out_.view(); }
   void clearOutput() { out_.clear(); }
+  // The output buffer itself, for handing it to a transport without a copy
+  // (Transport::writeBuffer leaves it empty).
+  ByteBuffer& outputBuffer() { return out_; }
   // Releases idle buffers (called on idle connections).
   void releaseBuffers();
 
@@ -83,6 +86,9 @@ class TlsSession {
   // the size of the next record if its header has arrived: lets a transport read exactly up to a
   // record boundary before the kernel takes over.
   size_t bytesToRecordBoundary() const;
+  // The record counting above is only needed for a kTLS hand-over; a layer that knows there will
+  // be none turns it off (it walks every record header both ways). On by default.
+  void setRecordCounting(bool on) { countRecords_ = on; }
   // Called by the key-log callback.
   void noteSecret(const char* line);
   static int sessionIndex();
@@ -122,6 +128,7 @@ class TlsSession {
   };
   RecordCounter outRecords_;
   RecordCounter inRecords_;
+  bool countRecords_ = true;
   uint64_t outAtCompletion_ = 0;  // output records when the handshake completed
   uint64_t inAtCompletion_ = 0;
   uint64_t txAppAtCompletion_ = 0;

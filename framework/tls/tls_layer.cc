@@ -15,6 +15,11 @@ namespace whorl::tls {
 namespace {
 constexpr size_t kMaxRecord = 16384;
 constexpr size_t kRecordHeader = 5;
+// OpenSSL's record buffers (see TlsLayer::noteRead): a connection that reads twice within
+// kBufferIdle keeps them until it has read nothing for that long; at most kMaxBufferKeepers
+// connections per thread keep them (about 34 KiB each).
+constexpr std::chrono::seconds kBufferIdle{1};
+constexpr size_t kMaxBufferKeepers = 256;
 std::atomic<uint64_t> g_userspace{0};
 std::atomic<uint64_t> g_kernelTx{0};
 std::atomic<uint64_t> g_kernelTxRx{0};
@@ -31,6 +36,7 @@ TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Pro
 TlsLayer::~TlsLayer() {
   *alive_ = false;
   handshakeTimer_.cancel();
+  releaseKeptBuffers();
 }
 
 void TlsLayer::connectionMade() {
@@ -69,6 +75,8 @@ void TlsLayer::connectionMade() {
     }
   }
   if (lost_) return;
+  // Record counting serves only the kernel hand-over.
+  if (kernel_ == Kernel::kOff) session_->setRecordCounting(false);
   advance();
 }
 
@@ -79,6 +87,7 @@ void TlsLayer::dataReceived(std::string_view data) {
     if (!closing_) app_->dataReceived(data);
     return;
   }
+  if (kernel_ == Kernel::kOff && session_->handshakeDone()) noteRead();
   session_->beginInput(data);
   advance();
   session_->endInput();
@@ -159,6 +168,7 @@ void TlsLayer::kernelFallback(Status why) {
   WHORL_LOG(kDebug, "kernel TLS not used for %s: %s", transport()->getPeer().toString().c_str(),
             why.message().c_str());
   kernel_ = Kernel::kOff;
+  session_->setRecordCounting(false);
   countMode();
   transport()->setReadLimit(api::Transport::kNoReadLimit);
   flushPlaintext();
@@ -404,21 +414,105 @@ void TlsLayer::flushCiphertext() {
     session_->clearOutput();  // the kernel owns the sending side now
     return;
   }
-  std::string_view out = session_->output();
+  ByteBuffer& out = session_->outputBuffer();
   if (out.empty()) return;
-  transport()->write(out);
-  session_->clearOutput();
+  transport()->writeBuffer(out);  // leaves it empty; a socket transport takes it without a copy
 }
 
 void TlsLayer::scheduleFlush() {
   if (flushScheduled_) return;
   flushScheduled_ = true;
+  // The transport below calls flushBeforeSend() at the end of the turn; only a transport that
+  // cannot needs a callback (an allocation per flush) on the reactor.
+  if (transport()->flushBeforeSend(this)) return;
   auto alive = alive_;
   transport()->reactor().callSoon([this, alive] {
     if (!*alive) return;
     flushScheduled_ = false;
     flushPlaintext();
   });
+}
+
+void TlsLayer::flushBeforeSend() {
+  flushScheduled_ = false;
+  flushPlaintext();
+}
+
+// This thread's connections that keep OpenSSL's record buffers, a list in the order of their
+// last read. Layers hold it (shared) while they are on it.
+struct TlsLayer::BufferKeepers {
+  TlsLayer* head = nullptr;  // most recently read
+  TlsLayer* tail = nullptr;  // least recently read
+  size_t count = 0;
+
+  void pushFront(TlsLayer* l) {
+    l->keepPrev_ = nullptr;
+    l->keepNext_ = head;
+    if (head != nullptr) head->keepPrev_ = l;
+    head = l;
+    if (tail == nullptr) tail = l;
+    ++count;
+  }
+  void unlink(TlsLayer* l) {
+    (l->keepPrev_ != nullptr ? l->keepPrev_->keepNext_ : head) = l->keepNext_;
+    (l->keepNext_ != nullptr ? l->keepNext_->keepPrev_ : tail) = l->keepPrev_;
+    l->keepPrev_ = l->keepNext_ = nullptr;
+    --count;
+  }
+};
+
+std::shared_ptr<TlsLayer::BufferKeepers>& TlsLayer::threadKeepers() {
+  thread_local std::shared_ptr<BufferKeepers> keepers = std::make_shared<BufferKeepers>();
+  return keepers;
+}
+
+void TlsLayer::noteRead() {
+  // Every context sets SSL_MODE_RELEASE_BUFFERS so that idle connections hold no record buffers;
+  // OpenSSL then frees its ~17 KiB read and write buffers after each record and allocates them
+  // again for the next one: a malloc/free pair of that size per record each way, per request. A
+  // connection that reads twice within kBufferIdle keeps them instead. No timer tells when it
+  // goes quiet: the reads of this thread are the clock, each one lets the least recently read
+  // connection give its buffers back once that has read nothing for kBufferIdle (and a thread
+  // that reads nothing at all holds at most kMaxBufferKeepers connections' worth).
+  auto now = transport()->reactor().now();
+  BufferKeepers& keepers = *threadKeepers();
+  if (keepers_ != nullptr) {
+    lastRead_ = now;
+    if (keepers.head != this) {
+      keepers.unlink(this);
+      keepers.pushFront(this);
+    }
+  } else {
+    SSL* ssl = session_->ssl();
+    if ((SSL_get_mode(ssl) & SSL_MODE_RELEASE_BUFFERS) == 0) return;  // kept anyway
+    bool busy = readSeen_ && now - lastRead_ < kBufferIdle;
+    readSeen_ = true;
+    lastRead_ = now;
+    if (busy) {
+      keepers_ = threadKeepers();
+      keepers.pushFront(this);
+      SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+      if (keepers.count > kMaxBufferKeepers) keepers.tail->releaseKeptBuffers();
+    }
+  }
+  TlsLayer* last = keepers.tail;
+  if (last != nullptr && last != this && now - last->lastRead_ >= kBufferIdle) {
+    last->releaseKeptBuffers();
+  }
+}
+
+void TlsLayer::releaseKeptBuffers() {
+  if (keepers_ == nullptr) return;
+  keepers_->unlink(this);
+  keepers_.reset();
+  if (!session_) return;
+  // No SSL call of this connection is under way (reads and writes return before anything else
+  // runs). SSL_free_buffers refuses while part of a record is buffered; the mode then frees that
+  // buffer once the record is complete.
+  SSL* ssl = session_->ssl();
+  SSL_free_buffers(ssl);
+  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  session_->releaseBuffers();
 }
 
 void TlsLayer::closeGracefully() {
@@ -458,6 +552,7 @@ void TlsLayer::notifyHandshake(Status s) {
 void TlsLayer::connectionLost(const Status& reason) {
   lost_ = true;
   handshakeTimer_.cancel();
+  releaseKeptBuffers();
   Status r = failure_;
   if (r.isOk()) {
     if (session_ && !session_->handshakeDone() && reason.isCleanClose()) {

@@ -14,7 +14,7 @@
 #pragma once
 
 #include <atomic>
-#include <deque>
+#include <list>
 #include <functional>
 #include <memory>
 
@@ -33,7 +33,7 @@ struct TlsLayerOptions {
   bool upgrade = false;
 };
 
-class TlsLayer final : public api::Protocol {
+class TlsLayer final : public api::Protocol, private api::TurnFlush {
  public:
   TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
            TlsLayerOptions options = {});
@@ -89,6 +89,9 @@ class TlsLayer final : public api::Protocol {
   void flushPlaintext();
   void flushCiphertext();
   void scheduleFlush();
+  void flushBeforeSend() override;  // api::TurnFlush: the transport below calls it (scheduleFlush)
+  void noteRead();
+  void releaseKeptBuffers();
   void closeGracefully();
   void failWith(Status reason);
   void notifyHandshake(Status s);
@@ -118,6 +121,15 @@ class TlsLayer final : public api::Protocol {
   bool closeAfterHandshake_ = false;
   bool flushScheduled_ = false;
   bool lost_ = false;
+  // OpenSSL's record buffers on busy connections (see noteRead). keepers_ is set while this
+  // connection keeps them: it is then on its thread's list, most recently read first.
+  struct BufferKeepers;
+  static std::shared_ptr<BufferKeepers>& threadKeepers();
+  std::shared_ptr<BufferKeepers> keepers_;
+  TlsLayer* keepPrev_ = nullptr;
+  TlsLayer* keepNext_ = nullptr;
+  bool readSeen_ = false;
+  api::Reactor::Clock::time_point lastRead_{};
   enum class Kernel {
     kOff,         // userspace TLS only
     kWanted,      // reading record by record so the kernel can take over after the handshake
@@ -148,7 +160,8 @@ class TlsLayer final : public api::Protocol {
     std::function<void(Status)> done;
     std::string after;
   };
-  std::deque<FileSend> files_;
+  // A list, not a deque: an empty std::deque allocates ~600 bytes, on every idle connection.
+  std::list<FileSend> files_;
   bool fileReading_ = false;
   bool lowerPaused_ = false;
   bool closeAfterFiles_ = false;
