@@ -53,14 +53,14 @@ Address Address::loopbackIPv4(uint16_t port) {
 Address Address::fromSocketPeer(int fd) {
   Address a;
   socklen_t len = sizeof(a.storage_);
-  if (getpeername(fd, a.mutableAddr(), &len) != 0) a.storage_.ss_family = AF_UNSPEC;
+  if (getpeername(fd, a.mutableAddr(), &len) != 0) a.storage_.sa.sa_family = AF_UNSPEC;
   return a;
 }
 
 Address Address::fromSocketName(int fd) {
   Address a;
   socklen_t len = sizeof(a.storage_);
-  if (getsockname(fd, a.mutableAddr(), &len) != 0) a.storage_.ss_family = AF_UNSPEC;
+  if (getsockname(fd, a.mutableAddr(), &len) != 0) a.storage_.sa.sa_family = AF_UNSPEC;
   return a;
 }
 

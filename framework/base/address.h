@@ -18,7 +18,7 @@ namespace whorl {
 
 class Address {
  public:
-  Address() { storage_.ss_family = AF_UNSPEC; }
+  Address() { storage_.sa.sa_family = AF_UNSPEC; }
   // Parses a numeric IPv4 or IPv6 literal (brackets around IPv6 are accepted).
   static Result<Address> parse(std::string_view host, uint16_t port);
   static Address fromSockaddr(const sockaddr* sa, socklen_t len);
@@ -27,7 +27,7 @@ class Address {
   static Address fromSocketPeer(int fd);
   static Address fromSocketName(int fd);
 
-  int family() const { return storage_.ss_family; }
+  int family() const { return storage_.sa.sa_family; }
   bool isIPv4() const { return family() == AF_INET; }
   bool isIPv6() const { return family() == AF_INET6; }
   bool valid() const { return family() == AF_INET || family() == AF_INET6; }
@@ -41,7 +41,13 @@ class Address {
   bool operator==(const Address& other) const;
 
  private:
-  sockaddr_storage storage_{};
+  // IPv4 or IPv6 only: 28 bytes instead of sockaddr_storage's 128 (every connection holds two).
+  union Storage {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  };
+  Storage storage_{};
 };
 
 // True when `host` is an IPv4 or IPv6 literal rather than a name.
