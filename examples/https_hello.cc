@@ -20,6 +20,7 @@
 #include "examples/files.h"
 #include "framework/api/protocol.h"
 #include "framework/base/flags.h"
+#include "framework/base/http_syntax.h"
 #include "framework/base/log.h"
 #include "framework/endpoint/tls_endpoint.h"
 #include "framework/reactor/runtime.h"
@@ -31,59 +32,11 @@ namespace {
 
 constexpr size_t kMaxHeaderBytes = 16 * 1024;  // request line + headers + the empty line
 
-// RFC 9110 tchar: the characters of methods and header names.
-constexpr std::array<bool, 256> makeTcharTable() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr std::array<bool, 256> kTchar = makeTcharTable();
-
-bool isToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!kTchar[static_cast<unsigned char>(c)]) return false;
-  }
-  return true;
-}
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
-
-// Case-insensitive comparison with a lower-case literal.
-bool iequals(std::string_view s, std::string_view lowerLiteral) {
-  if (s.size() != lowerLiteral.size()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (lower(s[i]) != lowerLiteral[i]) return false;
-  }
-  return true;
-}
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// The request target and field values: visible characters, spaces and tabs (values only), or
-// obs-text; never CR, LF, NUL or other controls.
-bool fieldValueOk(std::string_view s) {
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  }
-  return true;
-}
-bool targetOk(std::string_view s) {
-  if (s.empty()) return false;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c == 0x7f) return false;
-  }
-  return true;
-}
+using http::fieldValueOk;
+using http::iequals;
+using http::isToken;
+using http::targetOk;
+using http::trimOws;
 
 // Prebuilt responses: one per (kind, connection handling), each sent with a single write.
 enum Kind { kHello, kHelloHead, kMethodNotAllowed, kBadRequest, kNotImplemented, kKinds };

@@ -3,71 +3,21 @@
 #include <algorithm>
 #include <array>
 
+#include "framework/base/http_syntax.h"
+
 namespace whorl::metrics {
 
 namespace {
 
 // The request parsing follows examples/https_hello.cc (RFC 9110 / 9112), trimmed to what a
-// scrape endpoint needs.
+// scrape endpoint needs; the character classes are framework/base/http_syntax.h.
 
-// RFC 9110 tchar: the characters of methods and header names.
-constexpr std::array<bool, 256> makeTcharTable() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr std::array<bool, 256> kTchar = makeTcharTable();
-
-bool isToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!kTchar[static_cast<unsigned char>(c)]) return false;
-  }
-  return true;
-}
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
-
-// Case-insensitive comparison with a lower-case literal.
-bool iequals(std::string_view s, std::string_view lowerLiteral) {
-  if (s.size() != lowerLiteral.size()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (lower(s[i]) != lowerLiteral[i]) return false;
-  }
-  return true;
-}
-
-bool istartsWith(std::string_view s, std::string_view lowerLiteral) {
-  return s.size() >= lowerLiteral.size() && iequals(s.substr(0, lowerLiteral.size()), lowerLiteral);
-}
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Field values: visible characters, spaces, tabs and obs-text; never CR, LF, NUL or controls.
-bool fieldValueOk(std::string_view s) {
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
-  }
-  return true;
-}
-
-// The request target: no spaces or controls.
-bool targetOk(std::string_view s) {
-  if (s.empty()) return false;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c == 0x7f) return false;
-  }
-  return true;
-}
+using http::fieldValueOk;
+using http::iequals;
+using http::isToken;
+using http::istartsWith;
+using http::targetOk;
+using http::trimOws;
 
 // The path of origin-form ("/metrics?x") or absolute-form ("http://host/metrics") targets.
 std::string_view targetPath(std::string_view target) {
