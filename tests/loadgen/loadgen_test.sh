@@ -12,37 +12,17 @@ CA="$RUNFILES/certs/public.pem"
 CORRUPT_ECHO="$RUNFILES/tests/loadgen/corrupt_echo.py"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+source "$RUNFILES/tests/server_control.sh"
 
 # start NAME BINARY [ARGS...]: a server on 127.0.0.1, port 0, one shard (the load generator gets
 # the other core); sets ${NAME}_pid and ${NAME}_port.
 start() {
   local name=$1
   shift
-  "$@" --port=0 --interface 127.0.0.1 --shards 1 >"$TMP/$name.out" 2>"$TMP/$name.log" &
-  local pid=$! port="" _
-  PIDS+=("$pid")
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/$name.log" | head -1)
-    [[ -n "$port" ]] && break
-    kill -0 "$pid" 2>/dev/null || fail "$name exited at start-up: $(cat "$TMP/$name.log")"
-    sleep 0.05
-  done
-  [[ -n "$port" ]] || fail "$name never said where it listens: $(cat "$TMP/$name.log")"
-  printf -v "${name}_pid" '%s' "$pid"
-  printf -v "${name}_port" '%s' "$port"
-  echo "started $name (pid $pid) on port $port"
+  launch "$name" "$@" --port=0 --interface 127.0.0.1 --shards 1
 }
 
+# Unlike the shared stop: only the exit code is checked here.
 stop() {
   local pidvar="${1}_pid" rc
   kill -TERM "${!pidvar}"

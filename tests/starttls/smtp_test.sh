@@ -12,53 +12,16 @@ CA="$RUNFILES/certs/public.pem"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 CLIENT_TIMEOUT=30
 
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+source "$RUNFILES/tests/server_control.sh"
 
 # start NAME [ARGS...]: starts smtp_starttls on 127.0.0.1, port 0, two shards; sets ${NAME}_pid
 # and ${NAME}_port. Its stdout is $TMP/NAME.out, its log $TMP/NAME.log.
 start() {
   local name=$1
   shift
-  "$SMTP" --port=0 --interface 127.0.0.1 --shards 2 --hostname mx.whorl.test "$@" \
-    >"$TMP/$name.out" 2>"$TMP/$name.log" &
-  local pid=$! port="" _
-  PIDS+=("$pid")
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/$name.log" | head -1)
-    [[ -n "$port" ]] && break
-    kill -0 "$pid" 2>/dev/null || fail "$name exited at start-up: $(cat "$TMP/$name.log")"
-    sleep 0.05
-  done
-  [[ -n "$port" ]] || fail "$name never said where it listens: $(cat "$TMP/$name.log")"
-  printf -v "${name}_pid" '%s' "$pid"
-  printf -v "${name}_port" '%s' "$port"
-  echo "started $name (pid $pid) on port $port"
+  launch "$name" "$SMTP" --port=0 --interface 127.0.0.1 --shards 2 --hostname mx.whorl.test "$@"
 }
 
-# stop NAME: SIGTERM, then the server must exit 0.
-stop() {
-  local name=$1 pidvar="${1}_pid" rc
-  kill -TERM "${!pidvar}"
-  set +e
-  wait "${!pidvar}"
-  rc=$?
-  set -e
-  local p kept=()
-  for p in "${PIDS[@]}"; do [[ $p == "${!pidvar}" ]] || kept+=("$p"); done
-  PIDS=("${kept[@]+"${kept[@]}"}")
-  [[ $rc == 0 ]] || fail "$name exit code after SIGTERM: $rc; log: $(cat "$TMP/$name.log")"
-  grep -q "stopped" "$TMP/$name.log" || fail "$name: no stop message in $(cat "$TMP/$name.log")"
-  echo "ok: $name exits 0 on SIGTERM"
-}
 
 # run CMD...: runs a client with a time limit and stdin from $TMP/stdin; sets $out, $err, $rc.
 run() {
