@@ -19,6 +19,10 @@
 // BM_HandshakeServerSide/...: the same exchange, but the reported time (UseManualTime) is only
 //   the server's calls: TlsSession::create, advanceHandshake/read on the client's flights, and
 //   the session's destruction. items_per_second = handshakes/s one server core can complete.
+// BM_HandshakeServerSideColdCache/ecdsa_p256_tls13/evict_kib:N: the server side again, but before
+//   each of the server's steps (untimed) N KiB of other memory is written, as the kernel's TCP
+//   work and other connections do to a busy server core's caches between two steps of one
+//   handshake. The hot-cache figure above is the floor; this shows how far cold caches move it.
 // BM_ResumedHandshake/<version>, BM_ResumedHandshakeServerSide/...: resumeSessions=true; one full
 //   handshake before timing, then every iteration a new session pair resumes the client
 //   context's cached session (TLS 1.3: a ticket from the previous handshake, so a psk_dhe_ke
@@ -185,7 +189,18 @@ Status deliver(TlsSession& from, TlsSession& to, Clock::duration* toTime) {
 struct SideTimes {
   Clock::duration client{};
   Clock::duration server{};
+  size_t evictBytes = 0;  // dirtied, untimed, before each server step (0: caches stay hot)
 };
+
+// Writes one byte per cache line of a `bytes`-long buffer: what a server core's caches go
+// through between two steps of one handshake (the kernel's TCP work, other connections).
+void evictCaches(size_t bytes) {
+  static std::vector<unsigned char> junk;
+  if (bytes == 0) return;
+  if (junk.size() < bytes) junk.resize(bytes);
+  for (size_t i = 0; i < bytes; i += 64) junk[i] += 1;
+  benchmark::ClobberMemory();
+}
 
 // Runs the handshake to the end: both sides done and nothing left in flight (tickets read).
 Status handshake(TlsSession& client, TlsSession& server, SideTimes* times) {
@@ -199,6 +214,7 @@ Status handshake(TlsSession& client, TlsSession& server, SideTimes* times) {
         server.output().empty()) {
       return Status::ok();
     }
+    evictCaches(times->evictBytes);
     Status s = deliver(client, server, &times->server);
     if (!s.isOk()) return s.withContext("server");
     s = deliver(server, client, &times->client);
@@ -215,6 +231,7 @@ struct Pair {
 // Creates a session pair and handshakes; on failure returns the reason.
 Result<Pair> connect(const std::shared_ptr<TlsContext>& clientCtx,
                      const std::shared_ptr<TlsContext>& serverCtx, SideTimes* times) {
+  evictCaches(times->evictBytes);
   auto start = Clock::now();
   auto server = TlsSession::create(serverCtx);
   auto mid = Clock::now();
@@ -233,6 +250,7 @@ Result<Pair> connect(const std::shared_ptr<TlsContext>& clientCtx,
 // the session of an SSL freed without having sent one as not resumable (ssl_clear_bad_session),
 // and the client context caches exactly that SSL_SESSION, so skipping it would end resumption.
 void closeAndDestroy(Pair& pair, SideTimes* times) {
+  evictCaches(times->evictBytes);
   auto start = Clock::now();
   pair.server->shutdown();
   pair.server->clearOutput();
@@ -251,9 +269,9 @@ std::string describe(const TlsSession& s) { return s.version() + " " + s.cipher(
 
 // ---- Handshakes ---------------------------------------------------------------------------------
 
-// serverSide: report only the server's time (UseManualTime).
+// serverSide: report only the server's time (UseManualTime). evictBytes: see SideTimes.
 void runHandshakes(benchmark::State& state, Key key, TLSVersion version, bool resume,
-                   bool serverSide) {
+                   bool serverSide, size_t evictBytes = 0) {
   auto serverCtx = serverContext(key);
   if (!serverCtx) return fail(state, serverCtx.status().message());
   auto clientCtx = clientContext(version, resume);
@@ -273,6 +291,7 @@ void runHandshakes(benchmark::State& state, Key key, TLSVersion version, bool re
   const uint64_t allocsBefore = openSSLAllocs();
   for (auto _ : state) {
     SideTimes times;
+    times.evictBytes = evictBytes;
     auto pair = connect(*clientCtx, *serverCtx, &times);
     if (!pair) return fail(state, pair.status().message());
     if (resume != pair->client->resumed() || resume != pair->server->resumed()) {
@@ -302,6 +321,11 @@ void BM_Handshake(benchmark::State& state, Key key, TLSVersion version) {
 void BM_HandshakeServerSide(benchmark::State& state, Key key, TLSVersion version) {
   runHandshakes(state, key, version, /*resume=*/false, /*serverSide=*/true);
 }
+// The server's time with its caches dirtied before each of its steps: state.range(0) KiB.
+void BM_HandshakeServerSideColdCache(benchmark::State& state, Key key, TLSVersion version) {
+  runHandshakes(state, key, version, /*resume=*/false, /*serverSide=*/true,
+                static_cast<size_t>(state.range(0)) * 1024);
+}
 void BM_ResumedHandshake(benchmark::State& state, TLSVersion version) {
   runHandshakes(state, Key::kEcdsaP256, version, /*resume=*/true, /*serverSide=*/false);
 }
@@ -317,6 +341,16 @@ void BM_ResumedHandshakeServerSide(benchmark::State& state, TLSVersion version) 
 
 WHORL_HANDSHAKE_CASES(BM_Handshake, ->Unit(benchmark::kMicrosecond));
 WHORL_HANDSHAKE_CASES(BM_HandshakeServerSide, ->Unit(benchmark::kMicrosecond)->UseManualTime());
+
+BENCHMARK_CAPTURE(BM_HandshakeServerSideColdCache, ecdsa_p256_tls13, Key::kEcdsaP256,
+                  TLSVersion::TLSv1_3)
+    ->ArgName("evict_kib")
+    ->Arg(64)
+    ->Arg(512)
+    ->Arg(2048)
+    ->Arg(8192)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseManualTime();
 
 BENCHMARK_CAPTURE(BM_ResumedHandshake, tls13, TLSVersion::TLSv1_3)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_ResumedHandshake, tls12, TLSVersion::TLSv1_2)->Unit(benchmark::kMicrosecond);
