@@ -23,7 +23,11 @@ Shard::Shard(Runtime* runtime, ShardOptions options) : runtime_(runtime), option
 }
 
 Shard::~Shard() {
-  for (Resident* r : residents_) delete r;
+  while (residents_ != nullptr) {
+    Resident* r = residents_;
+    residents_ = r->residentNext_;
+    delete r;
+  }
   for (Resident* r : released_) delete r;
   buffers_.reset();
   ring_.reset();
@@ -122,10 +126,28 @@ void Shard::runTurnEnd() {
   }
 }
 
-void Shard::adopt(Resident* resident) { residents_.insert(resident); }
+void Shard::adopt(Resident* resident) {
+  if (resident->adopted_) return;
+  resident->adopted_ = true;
+  resident->residentPrev_ = nullptr;
+  resident->residentNext_ = residents_;
+  if (residents_ != nullptr) residents_->residentPrev_ = resident;
+  residents_ = resident;
+  ++residentCount_;
+}
 
 void Shard::release(Resident* resident) {
-  if (residents_.erase(resident) != 0) released_.push_back(resident);
+  if (!resident->adopted_) return;
+  resident->adopted_ = false;
+  if (resident->residentPrev_ != nullptr) {
+    resident->residentPrev_->residentNext_ = resident->residentNext_;
+  } else {
+    residents_ = resident->residentNext_;
+  }
+  if (resident->residentNext_ != nullptr) resident->residentNext_->residentPrev_ = resident->residentPrev_;
+  resident->residentPrev_ = resident->residentNext_ = nullptr;
+  --residentCount_;
+  released_.push_back(resident);  // deleted at the end of the turn, so still valid until then
 }
 
 void Shard::beginStop(Clock::duration drain) {
@@ -147,10 +169,13 @@ void Shard::startStop(Clock::duration drain) {
 }
 
 void Shard::shutdownResidents(Resident::ShutdownPhase phase) {
-  std::vector<Resident*> all(residents_.begin(), residents_.end());
+  std::vector<Resident*> all;
+  all.reserve(residentCount_);
+  for (Resident* r = residents_; r != nullptr; r = r->residentNext_) all.push_back(r);
   for (Resident* r : all) {
-    // A resident may release others (a listener never does; be safe anyway).
-    if (residents_.count(r) != 0) r->onShutdown(phase);
+    // A resident may release others (a listener never does; be safe anyway). Released ones are
+    // deleted only at the end of the turn, so reading the flag is safe.
+    if (r->adopted_) r->onShutdown(phase);
   }
 }
 
@@ -187,7 +212,7 @@ void Shard::run(std::function<void(Status)> ready) {
   ready(Status::ok());
 
   for (;;) {
-    if (stopping_ && residents_.empty() && soon_.empty() && released_.empty()) break;
+    if (stopping_ && residents_ == nullptr && soon_.empty() && released_.empty()) break;
     __kernel_timespec ts{};
     __kernel_timespec* timeout = nullptr;
     if (!soon_.empty() || !turnEnd_.empty()) {

@@ -21,7 +21,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "framework/api/reactor.h"
@@ -58,6 +57,13 @@ class Resident {
     kAbort,          // a grace period later: close now
   };
   virtual void onShutdown(ShutdownPhase phase) = 0;
+
+ private:
+  friend class Shard;
+  // The shard's list of residents, in the resident itself: adopting one allocates nothing.
+  Resident* residentPrev_ = nullptr;
+  Resident* residentNext_ = nullptr;
+  bool adopted_ = false;
 };
 
 struct ShardStats {
@@ -107,7 +113,7 @@ class Shard final : public api::Reactor {
   void adopt(Resident* resident);                 // the shard now owns it
   void release(Resident* resident);               // freed at the end of this turn
   bool stopping() const { return stopping_; }
-  size_t residentCount() const { return residents_.size(); }
+  size_t residentCount() const { return residentCount_; }
   ShardStats& stats() { return stats_; }
   Runtime* runtime() const { return runtime_; }
   // The io_uring set-up mode; set before run() reports ready, constant after.
@@ -157,7 +163,8 @@ class Shard final : public api::Reactor {
   std::vector<TurnTask*> turnEndScratch_;
   std::vector<Callback> soonScratch_;
   std::vector<Resident*> releasedScratch_;
-  std::unordered_set<Resident*> residents_;
+  Resident* residents_ = nullptr;  // adopted and not released (Resident::residentNext_)
+  size_t residentCount_ = 0;
   std::vector<Resident*> released_;
 
   bool stopping_ = false;
