@@ -51,7 +51,7 @@ std::string Status::toString() const {
   if (isOk()) return "ok";
   std::string s = codeName(code_);
   s += ": ";
-  s += message_;
+  s += message();
   return s;
 }
 
@@ -59,8 +59,13 @@ Status Status::withContext(std::string_view context) const {
   if (isOk()) return *this;
   std::string msg(context);
   msg += ": ";
-  msg += message_;
+  msg += message();
   return Status(code_, std::move(msg), errnum_);
+}
+
+const std::string& Status::emptyMessage() {
+  static const std::string kEmpty;
+  return kEmpty;
 }
 
 }  // namespace whorl

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -36,7 +37,16 @@ class [[nodiscard]] Status {
 
   Status() = default;
   Status(Code code, std::string message, int errnum = 0)
-      : code_(code), errnum_(errnum), message_(std::move(message)) {}
+      : code_(code), errnum_(errnum), message_(std::make_unique<std::string>(std::move(message))) {}
+  Status(const Status& o)
+      : code_(o.code_), errnum_(o.errnum_),
+        message_(o.message_ ? std::make_unique<std::string>(*o.message_) : nullptr) {}
+  Status& operator=(const Status& o) {
+    if (this != &o) *this = Status(o);
+    return *this;
+  }
+  Status(Status&&) noexcept = default;
+  Status& operator=(Status&&) noexcept = default;
 
   static Status ok() { return Status(); }
   // A failed system call: "<what>: <strerror(errnum)>".
@@ -54,7 +64,7 @@ class [[nodiscard]] Status {
   bool isCleanClose() const { return code_ == Code::kConnectionDone; }
   Code code() const { return code_; }
   int errnum() const { return errnum_; }
-  const std::string& message() const { return message_; }
+  const std::string& message() const { return message_ ? *message_ : emptyMessage(); }
   // The message with a short prefix naming the code, for logs.
   std::string toString() const;
   static const char* codeName(Code code);
@@ -64,9 +74,11 @@ class [[nodiscard]] Status {
   Status withContext(std::string_view context) const;
 
  private:
+  static const std::string& emptyMessage();
   Code code_ = Code::kOk;
   int errnum_ = 0;
-  std::string message_;
+  // On the heap: an ok Status (the common case) is two words, and connections keep several.
+  std::unique_ptr<std::string> message_;
 };
 
 // A value or the Status saying why there is none. Never holds an ok Status without a value.

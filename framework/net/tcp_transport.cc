@@ -29,6 +29,9 @@ constexpr size_t kControlBufferSize = 16384 + 512;
 }  // namespace
 
 struct TcpTransport::KernelTlsState {
+  explicit KernelTlsState(TcpTransport* t) : controlRecvOp(t), controlSendOp(t) {}
+  uring::MemberOp<TcpTransport, &TcpTransport::onControlRecv> controlRecvOp;
+  uring::MemberOp<TcpTransport, &TcpTransport::onControlSend> controlSendOp;
   api::KernelTlsSetup setup;
   std::function<void(Status)> done;
   bool pending = false;  // waiting for the send side to drain
@@ -54,6 +57,34 @@ struct TcpTransport::KernelTlsState {
   char sendCmsg[CMSG_SPACE(sizeof(unsigned char))];
 };
 
+struct TcpTransport::ExactRead {
+  explicit ExactRead(TcpTransport* t) : op(t) {}
+  uring::MemberOp<TcpTransport, &TcpTransport::onExactRecv> op;
+  char buf[kExactBufferSize];
+};
+
+struct TcpTransport::FileIo {
+  explicit FileIo(TcpTransport* t) : spliceInOp(t), spliceOutOp(t), readOp(t) {}
+  ~FileIo() {
+    for (int p : pipe) {
+      if (p >= 0) close(p);
+    }
+  }
+  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceIn> spliceInOp;
+  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceOut> spliceOutOp;
+  uring::MemberOp<TcpTransport, &TcpTransport::onFileRead> readOp;
+  int pipe[2] = {-1, -1};
+  size_t pipeSize = 0;
+  size_t inPipe = 0;  // bytes spliced into the pipe, not yet out to the socket
+  std::unique_ptr<char[]> readBuf;
+  std::function<void(Result<std::string_view>)> readDone;
+};
+
+TcpTransport::FileIo& TcpTransport::fileIo() {
+  if (!fileIo_) fileIo_ = std::make_unique<FileIo>(this);
+  return *fileIo_;
+}
+
 TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions& options)
     : shard_(shard), fd_(fd), options_(options) {
   peer_ = Address::fromSocketPeer(fd);
@@ -69,13 +100,10 @@ TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions
 TcpTransport::~TcpTransport() {
   if (proxy_) proxy_->timer.cancel();
   if (fd_ >= 0) close(fd_);
-  for (int p : pipe_) {
-    if (p >= 0) close(p);
-  }
 }
 
 size_t TcpTransport::bufferedBytes() const {
-  size_t n = pending_.size() + sending_.size() + inPipe_;
+  size_t n = pending_.size() + sending_.size() + (fileIo_ ? fileIo_->inPipe : 0);
   for (const auto& item : queue_) n += item.bytes.size();
   return n;
 }
@@ -104,16 +132,17 @@ void TcpTransport::sendFile(int fd, uint64_t offset, uint64_t length,
 
 void TcpTransport::spliceNext() {
   FileJob& f = *file_;
-  if (inPipe_ > 0) {
+  FileIo& io = *fileIo_;
+  if (io.inPipe > 0) {
     io_uring_sqe* sqe = shard_.ring().sqe();
-    io_uring_prep_splice(sqe, pipe_[0], -1, fd_, -1, static_cast<unsigned>(inPipe_), 0);
-    Ring::setOp(sqe, &spliceOutOp_);
+    io_uring_prep_splice(sqe, io.pipe[0], -1, fd_, -1, static_cast<unsigned>(io.inPipe), 0);
+    Ring::setOp(sqe, &io.spliceOutOp);
   } else {
-    size_t n = f.remaining < pipeSize_ ? static_cast<size_t>(f.remaining) : pipeSize_;
+    size_t n = f.remaining < io.pipeSize ? static_cast<size_t>(f.remaining) : io.pipeSize;
     io_uring_sqe* sqe = shard_.ring().sqe();
-    io_uring_prep_splice(sqe, f.fd, static_cast<int64_t>(f.offset), pipe_[1], -1,
+    io_uring_prep_splice(sqe, f.fd, static_cast<int64_t>(f.offset), io.pipe[1], -1,
                          static_cast<unsigned>(n), 0);
-    Ring::setOp(sqe, &spliceInOp_);
+    Ring::setOp(sqe, &io.spliceInOp);
   }
   sendInFlight_ = true;
   ++inflight_;
@@ -136,7 +165,7 @@ void TcpTransport::onSpliceIn(int res, uint32_t) {
     maybeFinish();
     return;
   }
-  inPipe_ = static_cast<size_t>(res);
+  fileIo_->inPipe = static_cast<size_t>(res);
   file_->offset += static_cast<uint64_t>(res);
   file_->remaining -= static_cast<uint64_t>(res);
   spliceNext();
@@ -155,12 +184,12 @@ void TcpTransport::onSpliceOut(int res, uint32_t) {
     return;
   }
   shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
-  inPipe_ -= static_cast<size_t>(res);
+  fileIo_->inPipe -= static_cast<size_t>(res);
   if (state_ == State::kClosing || state_ == State::kClosed) {
     maybeFinish();
     return;
   }
-  if (inPipe_ > 0 || file_->remaining > 0) {
+  if (fileIo_->inPipe > 0 || file_->remaining > 0) {
     spliceNext();
     return;
   }
@@ -182,25 +211,26 @@ void TcpTransport::finishFile(Status status) {
 
 void TcpTransport::readFile(int fd, uint64_t offset, size_t length,
                             std::function<void(Result<std::string_view>)> done) {
-  if (fileReadDone_) {
+  FileIo& io = fileIo();
+  if (io.readDone) {
     done(Status(Status::Code::kUnavailable, "readFile: a read is already in flight"));
     return;
   }
   if (length > 256 * 1024) length = 256 * 1024;
-  fileBuf_.reset(new char[length]);
-  fileReadDone_ = std::move(done);
+  io.readBuf.reset(new char[length]);
+  io.readDone = std::move(done);
   io_uring_sqe* sqe = shard_.ring().sqe();
-  io_uring_prep_read(sqe, fd, fileBuf_.get(), static_cast<unsigned>(length), offset);
-  Ring::setOp(sqe, &fileReadOp_);
+  io_uring_prep_read(sqe, fd, io.readBuf.get(), static_cast<unsigned>(length), offset);
+  Ring::setOp(sqe, &io.readOp);
   ++inflight_;
 }
 
 void TcpTransport::onFileRead(int res, uint32_t) {
   --inflight_;
-  auto done = std::move(fileReadDone_);
-  fileReadDone_ = nullptr;
-  // The callback may start the next read (into a new fileBuf_): keep this one alive locally.
-  std::unique_ptr<char[]> buf = std::move(fileBuf_);
+  auto done = std::move(fileIo_->readDone);
+  fileIo_->readDone = nullptr;
+  // The callback may start the next read (into a new buffer): keep this one alive locally.
+  std::unique_ptr<char[]> buf = std::move(fileIo_->readBuf);
   if (state_ == State::kOpen || state_ == State::kDisconnecting) {
     if (res < 0) {
       done(Status::fromErrno(-res, "read file"));
@@ -267,10 +297,10 @@ void TcpTransport::failProxyHeader(Status reason) {
 void TcpTransport::armRecv() {
   if (readLimit_ == 0) return;
   if (readLimit_ != api::Transport::kNoReadLimit) {
-    if (!exactBuf_) exactBuf_.reset(new char[kExactBufferSize]);
+    if (!exact_) exact_ = std::make_unique<ExactRead>(this);
     io_uring_sqe* sqe = shard_.ring().sqe();
-    io_uring_prep_recv(sqe, fd_, exactBuf_.get(), std::min(readLimit_, kExactBufferSize), 0);
-    Ring::setOp(sqe, &exactOp_);
+    io_uring_prep_recv(sqe, fd_, exact_->buf, std::min(readLimit_, kExactBufferSize), 0);
+    Ring::setOp(sqe, &exact_->op);
     recvArmed_ = true;
     exactArmed_ = true;
     ++inflight_;
@@ -333,7 +363,7 @@ void TcpTransport::onExactRecv(int res, uint32_t) {
   if (res > 0) {
     shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     consumeReadLimit(static_cast<size_t>(res));
-    std::string_view data(exactBuf_.get(), static_cast<size_t>(res));
+    std::string_view data(exact_->buf, static_cast<size_t>(res));
     if (state_ == State::kOpen) {
       receive(data);
     }
@@ -365,7 +395,7 @@ void TcpTransport::startKernelTls(api::KernelTlsSetup setup, std::function<void(
     done(Status(Status::Code::kAborted, "kernel TLS: the connection is closing"));
     return;
   }
-  if (!ktls_) ktls_ = std::make_unique<KernelTlsState>();
+  if (!ktls_) ktls_ = std::make_unique<KernelTlsState>(this);
   ktls_->setup = std::move(setup);
   ktls_->done = std::move(done);
   ktls_->pending = true;
@@ -418,7 +448,7 @@ void TcpTransport::armControlRecv() {
   k.recvMsg.msg_controllen = sizeof(k.recvCmsg);
   io_uring_sqe* sqe = shard_.ring().sqe();
   io_uring_prep_recvmsg(sqe, fd_, &k.recvMsg, 0);
-  Ring::setOp(sqe, &controlRecvOp_);
+  Ring::setOp(sqe, &k.controlRecvOp);
   k.controlArmed = true;
   ++inflight_;
 }
@@ -603,7 +633,7 @@ void TcpTransport::startSend() {
     *CMSG_DATA(c) = rec.type;
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_sendmsg(sqe, fd_, &k.sendMsg, MSG_NOSIGNAL);
-    Ring::setOp(sqe, &controlSendOp_);
+    Ring::setOp(sqe, &k.controlSendOp);
     sendInFlight_ = true;
     k.controlSendInFlight = true;
     ++inflight_;
@@ -614,8 +644,9 @@ void TcpTransport::startSend() {
     if (front.file) {
       // Splice file pages through a pipe to the socket: no copy through user space, and over
       // kernel TLS the kernel encrypts them.
-      if (pipe_[0] < 0) {
-        if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+      FileIo& io = fileIo();
+      if (io.pipe[0] < 0) {
+        if (pipe2(io.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
           Status why = Status::fromErrno(errno, "sendFile: pipe");
           file_ = std::move(front.file);
           queue_.pop_front();
@@ -623,8 +654,8 @@ void TcpTransport::startSend() {
           closeNow(why, false);
           return;
         }
-        int size = fcntl(pipe_[1], F_SETPIPE_SZ, 1 << 20);
-        pipeSize_ = size > 0 ? static_cast<size_t>(size) : 65536;
+        int size = fcntl(io.pipe[1], F_SETPIPE_SZ, 1 << 20);
+        io.pipeSize = size > 0 ? static_cast<size_t>(size) : 65536;
       }
       file_ = std::move(front.file);
       queue_.pop_front();
@@ -705,7 +736,7 @@ void TcpTransport::onTurnEnd() {
   startSend();
   // Exact reads are over (they happen only during TLS handshakes): free their buffer here, never
   // while a delivery from it may still be on the stack.
-  if (exactBuf_ && !exactArmed_ && readLimit_ == api::Transport::kNoReadLimit) exactBuf_.reset();
+  if (exact_ && !exactArmed_ && readLimit_ == api::Transport::kNoReadLimit) exact_.reset();
   auto outputIdle = [this] {
     return !sendInFlight_ && bufferedBytes() == 0 && queue_.empty() && !file_;
   };

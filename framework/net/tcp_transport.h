@@ -143,15 +143,11 @@ class TcpTransport final : public api::Transport,
   State state_ = State::kOpen;
   Status reason_;
 
+  // The operations every connection uses; the rarer ones (exact reads, files, kernel TLS
+  // control records) live in state allocated on first use, so idle connections stay small.
   uring::MemberOp<TcpTransport, &TcpTransport::onRecv> recvOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onSend> sendOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onCancel> cancelOp_{this};
-  uring::MemberOp<TcpTransport, &TcpTransport::onExactRecv> exactOp_{this};
-  uring::MemberOp<TcpTransport, &TcpTransport::onControlRecv> controlRecvOp_{this};
-  uring::MemberOp<TcpTransport, &TcpTransport::onControlSend> controlSendOp_{this};
-  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceIn> spliceInOp_{this};
-  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceOut> spliceOutOp_{this};
-  uring::MemberOp<TcpTransport, &TcpTransport::onFileRead> fileReadOp_{this};
   int inflight_ = 0;
   bool recvArmed_ = false;
   bool sendInFlight_ = false;
@@ -164,8 +160,9 @@ class TcpTransport final : public api::Transport,
 
   // Exact reads (a TLS layer keeping bytes meant for the kernel in the socket).
   size_t readLimit_ = api::Transport::kNoReadLimit;
-  std::unique_ptr<char[]> exactBuf_;
-  bool exactArmed_ = false;  // the armed receive is an exact one (into exactBuf_)
+  struct ExactRead;
+  std::unique_ptr<ExactRead> exact_;  // its operation and buffer, while exact reads happen
+  bool exactArmed_ = false;           // the armed receive is an exact one (into exact_)
   // sendFile: the output queue holds byte runs and files in order; pending_ is its open tail.
   struct FileJob {
     int fd;
@@ -180,12 +177,10 @@ class TcpTransport final : public api::Transport,
   // A list, not a deque: an empty std::deque allocates ~600 bytes, on every idle connection.
   std::list<OutItem> queue_;
   std::unique_ptr<FileJob> file_;  // the file being spliced
-  int pipe_[2] = {-1, -1};
-  size_t pipeSize_ = 0;
-  size_t inPipe_ = 0;  // bytes spliced into the pipe, not yet out to the socket
-  // readFile: one read at a time.
-  std::unique_ptr<char[]> fileBuf_;
-  std::function<void(Result<std::string_view>)> fileReadDone_;
+  // sendFile's pipe and readFile's buffer (one read at a time), from the first use on.
+  struct FileIo;
+  std::unique_ptr<FileIo> fileIo_;
+  FileIo& fileIo();
   // Kernel TLS.
   struct KernelTlsState;
   std::unique_ptr<KernelTlsState> ktls_;

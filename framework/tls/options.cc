@@ -87,7 +87,11 @@ void maybeEnableKeylog(SSL_CTX* ctx, KtlsMode ktls) {
 int verifyCallback(int ok, X509_STORE_CTX* sctx) {
   if (ok) return ok;
   SSL* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  auto* vf = ssl ? static_cast<VerifyFailure*>(SSL_get_ex_data(ssl, TlsContext::verifyIndex())) : nullptr;
+  auto* slot = ssl ? static_cast<std::unique_ptr<VerifyFailure>*>(
+                         SSL_get_ex_data(ssl, TlsContext::verifyIndex()))
+                   : nullptr;
+  if (slot != nullptr && !*slot) *slot = std::make_unique<VerifyFailure>();
+  VerifyFailure* vf = slot != nullptr ? slot->get() : nullptr;
   if (vf != nullptr && vf->error == 0) {
     vf->error = X509_STORE_CTX_get_error(sctx);
     vf->depth = X509_STORE_CTX_get_error_depth(sctx);
@@ -532,7 +536,7 @@ Result<ClientTLSOptions> optionsForClientTLS(std::string hostname, std::optional
   return ClientTLSOptions{tc};
 }
 
-Result<SSL*> TlsContext::newSSL(VerifyFailure* verify) const {
+Result<SSL*> TlsContext::newSSL(std::unique_ptr<VerifyFailure>* verify) const {
   ERR_clear_error();
   SSL* ssl = SSL_new(ctx_);
   if (ssl == nullptr) return Status(Status::Code::kTls, "SSL_new: " + takeOpenSSLErrors());

@@ -171,7 +171,8 @@ class TlsContext final : public api::TlsUpgrade,
   // A new SSL object for one connection in this context's role (client: SNI, name checks and a
   // cached session to resume). `verify` receives verification failure details; it must outlive
   // the SSL object.
-  Result<SSL*> newSSL(VerifyFailure* verify) const;
+  // `verify` receives a VerifyFailure (allocated then) if the peer's certificate fails.
+  Result<SSL*> newSSL(std::unique_ptr<VerifyFailure>* verify) const;
   // The reason a handshake failed, in words a person can act on.
   std::string describeFailure(SSL* ssl, const VerifyFailure& verify,
                               const std::string& openSSLErrors) const;

@@ -78,34 +78,58 @@ void TlsSession::noteSecret(const char* line) {
       out->push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
     }
   };
-  take("CLIENT_TRAFFIC_SECRET_0", &clientTrafficSecret_);
-  take("SERVER_TRAFFIC_SECRET_0", &serverTrafficSecret_);
+  if (!book_) return;  // no kTLS hand-over to come (the key log file, if any, has the line)
+  take("CLIENT_TRAFFIC_SECRET_0", &book_->clientTrafficSecret);
+  take("SERVER_TRAFFIC_SECRET_0", &book_->serverTrafficSecret);
+}
+
+const std::string& TlsSession::trafficSecret(bool client) const {
+  static const std::string kNone;
+  if (!book_) return kNone;
+  return client ? book_->clientTrafficSecret : book_->serverTrafficSecret;
+}
+
+void TlsSession::setTrafficSecret(bool client, std::string secret) {
+  if (!book_) return;
+  (client ? book_->clientTrafficSecret : book_->serverTrafficSecret) = std::move(secret);
+}
+
+void TlsSession::setRecordCounting(bool on) {
+  if (!on) {
+    book_.reset();
+  } else if (!book_) {
+    book_ = std::make_unique<KernelBook>();
+  }
 }
 
 uint64_t TlsSession::recordsSentUnderTrafficKeys() const {
+  if (!book_) return 0;
   if (SSL_version(ssl_) == TLS1_3_VERSION) {
     // A TLS 1.3 server writes its session tickets in the call that completes the handshake, after
     // switching to its application key; a client's last handshake record (Finished) is not.
-    return txAppAtCompletion_ + (outRecords_.records - outAtCompletion_);
+    return book_->txAppAtCompletion + (book_->out.records - book_->outAtCompletion);
   }
-  return outRecords_.sinceChangeCipherSpec;  // TLS 1.2: Finished was record 0 of the new keys
+  return book_->out.sinceChangeCipherSpec;  // TLS 1.2: Finished was record 0 of the new keys
 }
 
 uint64_t TlsSession::recordsReceivedUnderTrafficKeys() const {
-  uint64_t after = inRecords_.records - inAtCompletion_;
+  if (!book_) return 0;
+  uint64_t after = book_->in.records - book_->inAtCompletion;
   if (SSL_version(ssl_) == TLS1_3_VERSION) return after;
-  return inRecords_.sinceChangeCipherSpec;
+  return book_->in.sinceChangeCipherSpec;
 }
 
 size_t TlsSession::bytesToRecordBoundary() const {
   // Bytes received but not yet consumed count towards the record too.
   size_t pendingBytes = bufferedInput();
+  if (!book_) return 0;
+  const RecordCounter& in = book_->in;
   size_t need;
-  if (inRecords_.bodyLeft > 0) {
-    need = inRecords_.bodyLeft;
+  if (in.bodyLeft > 0) {
+    need = in.bodyLeft;
   } else {
-    need = 5 - inRecords_.headerHave;
-    if (inRecords_.headerHave == 0) need = 0;
+    need = 5 - in.headerHave;
+    if (in.headerHave == 0) need = 0;
   }
   // Unconsumed buffered bytes may complete (or pass) the current record; the caller only uses
   // this at a point where OpenSSL has consumed everything it could.
@@ -114,7 +138,7 @@ size_t TlsSession::bytesToRecordBoundary() const {
 
 int TlsSession::bioWrite(BIO* b, const char* data, size_t len, size_t* written) {
   auto* self = static_cast<TlsSession*>(BIO_get_data(b));
-  if (self->countRecords_) self->outRecords_.feed(reinterpret_cast<const unsigned char*>(data), len);
+  if (self->book_) self->book_->out.feed(reinterpret_cast<const unsigned char*>(data), len);
   self->out_.append(std::string_view(data, len));
   *written = len;
   return 1;
@@ -140,7 +164,7 @@ int TlsSession::bioRead(BIO* b, char* data, size_t len, size_t* read) {
     *read = 0;
     return 0;
   }
-  if (self->countRecords_) self->inRecords_.feed(reinterpret_cast<const unsigned char*>(data), n);
+  if (self->book_) self->book_->in.feed(reinterpret_cast<const unsigned char*>(data), n);
   *read = n;
   return 1;
 }
@@ -163,6 +187,7 @@ long TlsSession::bioCtrl(BIO* b, int cmd, long, void*) {
 Result<std::unique_ptr<TlsSession>> TlsSession::create(std::shared_ptr<TlsContext> context) {
   std::unique_ptr<TlsSession> s(new TlsSession());
   s->context_ = std::move(context);
+  s->book_ = std::make_unique<KernelBook>();
   auto ssl = s->context_->newSSL(&s->verify_);
   if (!ssl) return ssl.status();
   s->ssl_ = *ssl;
@@ -191,7 +216,7 @@ Status TlsSession::fail(int sslError, const char* operation) {
   if (sslError == SSL_ERROR_SYSCALL && errors.empty()) {
     reason = std::string(operation) + ": unexpected end of the TLS stream";
   } else {
-    reason = context_->describeFailure(ssl_, verify_, errors);
+    reason = context_->describeFailure(ssl_, verify_ ? *verify_ : VerifyFailure{}, errors);
   }
   if (!handshakeDone_) {
     // Name the stage so that logs distinguish "never spoke TLS" from a failed verification.
@@ -214,14 +239,16 @@ Status TlsSession::advanceHandshake(bool* completed) {
   if (handshakeDone_) return Status::ok();
   if (!failure_.isOk()) return failure_;
   clearStaleErrors();
-  uint64_t outBefore = outRecords_.records;
+  uint64_t outBefore = book_ ? book_->out.records : 0;
   int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
     handshakeDone_ = true;
     *completed = true;
-    outAtCompletion_ = outRecords_.records;
-    inAtCompletion_ = inRecords_.records;
-    if (SSL_is_server(ssl_) == 1) txAppAtCompletion_ = outRecords_.records - outBefore;
+    if (book_) {
+      book_->outAtCompletion = book_->out.records;
+      book_->inAtCompletion = book_->in.records;
+      if (SSL_is_server(ssl_) == 1) book_->txAppAtCompletion = book_->out.records - outBefore;
+    }
     return Status::ok();
   }
   int err = SSL_get_error(ssl_, rc);

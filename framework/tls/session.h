@@ -73,13 +73,10 @@ class TlsSession {
 
   // kTLS bookkeeping (see ktls.h): TLS 1.3 application traffic secrets from the key log, and the
   // records sent / received under the traffic keys so far (the kernel's starting sequences).
-  const std::string& trafficSecret(bool client) const {
-    return client ? clientTrafficSecret_ : serverTrafficSecret_;
-  }
+  // Empty unless record counting is on and the key log supplied it.
+  const std::string& trafficSecret(bool client) const;
   // TLS 1.3 KeyUpdate under kernel TLS: the secret of the next generation replaces the current.
-  void setTrafficSecret(bool client, std::string secret) {
-    (client ? clientTrafficSecret_ : serverTrafficSecret_) = std::move(secret);
-  }
+  void setTrafficSecret(bool client, std::string secret);
   uint64_t recordsSentUnderTrafficKeys() const;
   uint64_t recordsReceivedUnderTrafficKeys() const;
   // Bytes of the record being received that OpenSSL still needs (0 at a record boundary), and
@@ -87,8 +84,9 @@ class TlsSession {
   // record boundary before the kernel takes over.
   size_t bytesToRecordBoundary() const;
   // The record counting above is only needed for a kTLS hand-over; a layer that knows there will
-  // be none turns it off (it walks every record header both ways). On by default.
-  void setRecordCounting(bool on) { countRecords_ = on; }
+  // be none turns it off (it walks every record header both ways, and its state costs memory).
+  // On by default; turn it on again only before any bytes have moved.
+  void setRecordCounting(bool on);
   // Called by the key-log callback.
   void noteSecret(const char* line);
   static int sessionIndex();
@@ -109,7 +107,8 @@ class TlsSession {
 
   std::shared_ptr<TlsContext> context_;
   SSL* ssl_ = nullptr;
-  VerifyFailure verify_;
+  // Filled by the verify callback only when verification fails (most sessions never need one).
+  std::unique_ptr<VerifyFailure> verify_;
   ByteBuffer in_;          // leftover ciphertext (an incomplete record)
   std::string_view view_;  // ciphertext being read in place
   ByteBuffer out_;         // ciphertext to send
@@ -126,14 +125,19 @@ class TlsSession {
     // Follows record framing through `n` more bytes, counting records as their headers complete.
     void feed(const unsigned char* data, size_t n);
   };
-  RecordCounter outRecords_;
-  RecordCounter inRecords_;
-  bool countRecords_ = true;
-  uint64_t outAtCompletion_ = 0;  // output records when the handshake completed
-  uint64_t inAtCompletion_ = 0;
-  uint64_t txAppAtCompletion_ = 0;
-  std::string clientTrafficSecret_;
-  std::string serverTrafficSecret_;
+  // What a kTLS hand-over needs; allocated only while record counting is on, so that the
+  // connections that stay in userspace (most of them, and all where the kernel has no TLS) do
+  // not carry it.
+  struct KernelBook {
+    RecordCounter out;
+    RecordCounter in;
+    uint64_t outAtCompletion = 0;  // output records when the handshake completed
+    uint64_t inAtCompletion = 0;
+    uint64_t txAppAtCompletion = 0;
+    std::string clientTrafficSecret;
+    std::string serverTrafficSecret;
+  };
+  std::unique_ptr<KernelBook> book_;
 };
 
 }  // namespace whorl::tls

@@ -31,7 +31,11 @@ TlsModeCounts tlsModeCounts() {
 
 TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
                    TlsLayerOptions options)
-    : context_(std::move(context)), app_(std::move(app)), options_(std::move(options)) {}
+    : context_(std::move(context)), app_(std::move(app)) {
+  if (options.upgrade || options.onHandshake) {
+    options_ = std::make_unique<TlsLayerOptions>(std::move(options));
+  }
+}
 
 TlsLayer::~TlsLayer() {
   *alive_ = false;
@@ -55,7 +59,7 @@ void TlsLayer::connectionMade() {
                                                 std::to_string(timeout.count()) + " ms"));
     transport()->abortConnection();
   });
-  if (options_.upgrade) {
+  if (options_ && options_->upgrade) {
     app_->rebindTransport(&upper_);
   } else {
     app_->makeConnection(&upper_);
@@ -123,10 +127,11 @@ void TlsLayer::maybeStartKernel() {
   if (SSL_version(session_->ssl()) == TLS1_3_VERSION && SSL_is_server(session_->ssl()) == 0) {
     // What OpenSSL's own read side expects, to hand it session tickets that the kernel decrypts
     // after the hand-over (see handBackToOpenSSL).
-    handBack_.cipherType = params->cipherType;
-    handBack_.key = params->rx.key;
-    handBack_.iv = params->rx.salt + params->rx.iv;
-    handBack_.sequence = params->rx.sequence;
+    handBack_ = std::make_unique<HandBack>();
+    handBack_->cipherType = params->cipherType;
+    handBack_->key = params->rx.key;
+    handBack_->iv = params->rx.salt + params->rx.iv;
+    handBack_->sequence = params->rx.sequence;
   }
   kernel_ = Kernel::kInstalling;
   api::KernelTlsSetup setup;
@@ -179,7 +184,7 @@ void TlsLayer::kernelFallback(Status why) {
 }
 
 void TlsLayer::handBackToOpenSSL(std::string_view message) {
-  if (handBack_.key.empty() || !session_) return;
+  if (!handBack_ || handBack_->key.empty() || !session_) return;
   // Re-encrypt the message as the record OpenSSL expects next (TLS 1.3: inner plaintext is the
   // message plus its content type; nonce = iv XOR sequence; the header is the AAD). OpenSSL's
   // read key and sequence are still those of the hand-over: the kernel's later rekeys and
@@ -190,11 +195,11 @@ void TlsLayer::handBackToOpenSSL(std::string_view message) {
   std::string record = {23, 3, 3, static_cast<char>(len >> 8), static_cast<char>(len & 0xff)};
   unsigned char nonce[12];
   for (int i = 0; i < 12; ++i) {
-    unsigned char seq = i < 4 ? 0 : static_cast<unsigned char>(handBack_.sequence >> (8 * (11 - i)));
-    nonce[i] = static_cast<unsigned char>(handBack_.iv[static_cast<size_t>(i)]) ^ seq;
+    unsigned char seq = i < 4 ? 0 : static_cast<unsigned char>(handBack_->sequence >> (8 * (11 - i)));
+    nonce[i] = static_cast<unsigned char>(handBack_->iv[static_cast<size_t>(i)]) ^ seq;
   }
-  const EVP_CIPHER* cipher = handBack_.cipherType == TLS_CIPHER_CHACHA20_POLY1305 ? EVP_chacha20_poly1305()
-                             : handBack_.cipherType == TLS_CIPHER_AES_GCM_256 ? EVP_aes_256_gcm()
+  const EVP_CIPHER* cipher = handBack_->cipherType == TLS_CIPHER_CHACHA20_POLY1305 ? EVP_chacha20_poly1305()
+                             : handBack_->cipherType == TLS_CIPHER_AES_GCM_256 ? EVP_aes_256_gcm()
                                                                               : EVP_aes_128_gcm();
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   int n = 0;
@@ -202,7 +207,7 @@ void TlsLayer::handBackToOpenSSL(std::string_view message) {
   bool ok = EVP_EncryptInit_ex(ctx, cipher, nullptr, nullptr, nullptr) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, nullptr) == 1 &&
             EVP_EncryptInit_ex(ctx, nullptr, nullptr,
-                               reinterpret_cast<const unsigned char*>(handBack_.key.data()), nonce) == 1 &&
+                               reinterpret_cast<const unsigned char*>(handBack_->key.data()), nonce) == 1 &&
             EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(record.data()), 5) == 1 &&
             EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
                               reinterpret_cast<const unsigned char*>(inner.data()),
@@ -214,7 +219,7 @@ void TlsLayer::handBackToOpenSSL(std::string_view message) {
     WHORL_LOG(kDebug, "kernel TLS: could not hand a session ticket back to OpenSSL");
     return;
   }
-  ++handBack_.sequence;
+  ++handBack_->sequence;
   record += out;
   session_->beginInput(record);
   (void)session_->read([](std::string_view) { return true; });  // a ticket carries no data
@@ -542,9 +547,9 @@ void TlsLayer::failWith(Status reason) {
 }
 
 void TlsLayer::notifyHandshake(Status s) {
-  if (options_.onHandshake) {
-    auto cb = std::move(options_.onHandshake);
-    options_.onHandshake = nullptr;
+  if (options_ && options_->onHandshake) {
+    auto cb = std::move(options_->onHandshake);
+    options_->onHandshake = nullptr;
     cb(std::move(s));
   }
 }

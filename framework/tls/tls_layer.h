@@ -109,7 +109,7 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
 
   std::shared_ptr<TlsContext> context_;
   std::unique_ptr<api::Protocol> app_;
-  TlsLayerOptions options_;
+  std::unique_ptr<TlsLayerOptions> options_;  // null: the defaults (most connections)
   Upper upper_{this};
   std::unique_ptr<TlsSession> session_;
   ByteBuffer plainOut_;  // written by the application, not yet encrypted
@@ -150,7 +150,8 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
     std::string key;
     std::string iv;  // 12 bytes
     uint64_t sequence = 0;
-  } handBack_;
+  };
+  std::unique_ptr<HandBack> handBack_;  // allocated for that hand-over only
   // sendFile in userspace TLS: files are read and encrypted chunk by chunk, paced by the
   // transport below; what the application writes meanwhile waits behind the file (`after`).
   struct FileSend {

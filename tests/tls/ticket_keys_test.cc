@@ -154,8 +154,8 @@ std::string sslError(SSL* ssl, int rc) {
 // One connection between `client` and `server`, offering `offer` (may be null) for resumption.
 Outcome handshake(const TlsContext& client, const TlsContext& server, const Session& offer) {
   Outcome out;
-  VerifyFailure clientVerify;
-  VerifyFailure serverVerify;
+  std::unique_ptr<VerifyFailure> clientVerify;
+  std::unique_ptr<VerifyFailure> serverVerify;
   auto c = client.newSSL(&clientVerify);
   auto s = server.newSSL(&serverVerify);
   if (!c || !s) {
