@@ -78,9 +78,9 @@ void TlsSession::noteSecret(const char* line) {
       out->push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
     }
   };
-  if (!book_) return;  // no kTLS hand-over to come (the key log file, if any, has the line)
-  take("CLIENT_TRAFFIC_SECRET_0", &book_->clientTrafficSecret);
-  take("SERVER_TRAFFIC_SECRET_0", &book_->serverTrafficSecret);
+  if (!countRecords_) return;  // no kTLS hand-over to come (the key log file, if any, has the line)
+  take("CLIENT_TRAFFIC_SECRET_0", &book().clientTrafficSecret);
+  take("SERVER_TRAFFIC_SECRET_0", &book().serverTrafficSecret);
 }
 
 const std::string& TlsSession::trafficSecret(bool client) const {
@@ -95,11 +95,13 @@ void TlsSession::setTrafficSecret(bool client, std::string secret) {
 }
 
 void TlsSession::setRecordCounting(bool on) {
-  if (!on) {
-    book_.reset();
-  } else if (!book_) {
-    book_ = std::make_unique<KernelBook>();
-  }
+  countRecords_ = on;
+  if (!on) book_.reset();
+}
+
+TlsSession::KernelBook& TlsSession::book() {
+  if (!book_) book_ = std::make_unique<KernelBook>();
+  return *book_;
 }
 
 uint64_t TlsSession::recordsSentUnderTrafficKeys() const {
@@ -138,7 +140,7 @@ size_t TlsSession::bytesToRecordBoundary() const {
 
 int TlsSession::bioWrite(BIO* b, const char* data, size_t len, size_t* written) {
   auto* self = static_cast<TlsSession*>(BIO_get_data(b));
-  if (self->book_) self->book_->out.feed(reinterpret_cast<const unsigned char*>(data), len);
+  if (self->countRecords_) self->book().out.feed(reinterpret_cast<const unsigned char*>(data), len);
   self->out_.append(std::string_view(data, len));
   *written = len;
   return 1;
@@ -164,7 +166,7 @@ int TlsSession::bioRead(BIO* b, char* data, size_t len, size_t* read) {
     *read = 0;
     return 0;
   }
-  if (self->book_) self->book_->in.feed(reinterpret_cast<const unsigned char*>(data), n);
+  if (self->countRecords_) self->book().in.feed(reinterpret_cast<const unsigned char*>(data), n);
   *read = n;
   return 1;
 }
@@ -187,7 +189,6 @@ long TlsSession::bioCtrl(BIO* b, int cmd, long, void*) {
 Result<std::unique_ptr<TlsSession>> TlsSession::create(std::shared_ptr<TlsContext> context) {
   std::unique_ptr<TlsSession> s(new TlsSession());
   s->context_ = std::move(context);
-  s->book_ = std::make_unique<KernelBook>();
   auto ssl = s->context_->newSSL(&s->verify_);
   if (!ssl) return ssl.status();
   s->ssl_ = *ssl;
@@ -244,10 +245,11 @@ Status TlsSession::advanceHandshake(bool* completed) {
   if (rc == 1) {
     handshakeDone_ = true;
     *completed = true;
-    if (book_) {
-      book_->outAtCompletion = book_->out.records;
-      book_->inAtCompletion = book_->in.records;
-      if (SSL_is_server(ssl_) == 1) book_->txAppAtCompletion = book_->out.records - outBefore;
+    if (countRecords_) {
+      KernelBook& b = book();
+      b.outAtCompletion = b.out.records;
+      b.inAtCompletion = b.in.records;
+      if (SSL_is_server(ssl_) == 1) b.txAppAtCompletion = b.out.records - outBefore;
     }
     return Status::ok();
   }

@@ -113,6 +113,7 @@ class TlsSession {
   std::string_view view_;  // ciphertext being read in place
   ByteBuffer out_;         // ciphertext to send
   bool handshakeDone_ = false;
+  bool countRecords_ = true;  // setRecordCounting
   Status failure_;
 
   // Record framing of the bytes written by OpenSSL and consumed by it.
@@ -125,9 +126,9 @@ class TlsSession {
     // Follows record framing through `n` more bytes, counting records as their headers complete.
     void feed(const unsigned char* data, size_t n);
   };
-  // What a kTLS hand-over needs; allocated only while record counting is on, so that the
-  // connections that stay in userspace (most of them, and all where the kernel has no TLS) do
-  // not carry it.
+  // What a kTLS hand-over needs; allocated when the first bytes are counted, so that the
+  // connections that turn counting off before (most of them, and all where the kernel has no
+  // TLS) never carry it.
   struct KernelBook {
     RecordCounter out;
     RecordCounter in;
@@ -138,6 +139,7 @@ class TlsSession {
     std::string serverTrafficSecret;
   };
   std::unique_ptr<KernelBook> book_;
+  KernelBook& book();
 };
 
 }  // namespace whorl::tls
