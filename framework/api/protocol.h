@@ -1,4 +1,5 @@
-// Protocol and Factory: application code, in Twisted's shape.
+// Protocol and Factory: application code, in Twisted's shape, and ProtocolHandle, the reference
+// to a protocol that code outside it (timers, coroutines, other connections) may keep.
 //
 //   class Echo : public Protocol {
 //     void dataReceived(std::string_view data) override { transport()->write(data); }
@@ -6,11 +7,17 @@
 //   auto factory = Factory::forProtocol<Echo>();
 //   endpoint.listen(factory);
 //
+//   ProtocolHandle<Echo> echo(this);                  // e.g. in connectionMade
+//   reactor.callLater(5s, [echo] { if (Echo* e = echo.get()) e->ping(); });   // null once lost
+//   Status why = co_await echo.whenLost();            // ok for a clean close, else the reason
+//
 // The transport owns the protocol: it is created by the factory for each connection, sees
 // connectionMade() once, any number of dataReceived(), exactly one connectionLost(reason), and is
-// destroyed right after. Factories are shared by all shards: buildProtocol() is called
-// concurrently from every shard thread, so a factory must be thread-safe (forProtocol() is: it
-// holds only copies of its constructor arguments). Per-connection state belongs in the Protocol.
+// destroyed right after. A ProtocolHandle never dangles: get() is null from the moment
+// connectionLost() returns. Handles and the protocol live on one shard (no atomics). Factories are
+// shared by all shards: buildProtocol() is called concurrently from every shard thread, so a
+// factory must be thread-safe (forProtocol() is: it holds only copies of its constructor
+// arguments). Per-connection state belongs in the Protocol.
 #pragma once
 
 #include <memory>
@@ -18,7 +25,9 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
 
+#include "framework/api/deferred.h"
 #include "framework/api/transport.h"
 #include "framework/base/address.h"
 #include "framework/base/status.h"
@@ -26,10 +35,23 @@
 namespace whorl::api {
 
 class Factory;
+class Protocol;
+
+namespace detail {
+// What a Protocol shares with the handles to it; allocated when the first handle is made, so a
+// connection nobody holds a handle to pays one pointer.
+struct ProtocolLife {
+  Protocol* protocol = nullptr;  // null once connectionLost() returned
+  int refs = 0;
+  bool lost = false;
+  Status reason;                          // why, once lost
+  std::vector<Deferred<void>> waiters;    // whenLost()
+};
+}  // namespace detail
 
 class Protocol {
  public:
-  virtual ~Protocol() = default;
+  virtual ~Protocol();
 
   virtual void connectionMade() {}
   virtual void dataReceived(std::string_view data) { (void)data; }
@@ -51,6 +73,10 @@ class Protocol {
     if (transport_ != nullptr) transport_->resumeProducing();
   }
 
+  // Called by transports (instead of connectionLost()): connectionLost(reason), then tells the
+  // handles to this protocol that it is gone.
+  void deliverConnectionLost(const Status& reason);
+
   // Called by transports: attaches the transport, then calls connectionMade().
   void makeConnection(Transport* transport) {
     transport_ = transport;
@@ -67,9 +93,95 @@ class Protocol {
 
  private:
   friend class Factory;
+  template <typename P>
+  friend class ProtocolHandle;
+  detail::ProtocolLife* life();
   Transport* transport_ = nullptr;
   Factory* factory_ = nullptr;
+  detail::ProtocolLife* life_ = nullptr;
 };
+
+// A reference to a Protocol that says when its connection is gone instead of dangling. Copyable;
+// use it on the protocol's shard only.
+template <typename P = Protocol>
+class ProtocolHandle {
+ public:
+  ProtocolHandle() = default;
+  // `protocol` must be alive (typically `this`, or what a connect gave).
+  explicit ProtocolHandle(P* protocol) {
+    if (protocol != nullptr) attach(static_cast<Protocol*>(protocol)->life());
+  }
+  ProtocolHandle(const ProtocolHandle& o) { attach(o.life_); }
+  ProtocolHandle(ProtocolHandle&& o) noexcept : life_(std::exchange(o.life_, nullptr)) {}
+  template <typename Q, typename = std::enable_if_t<std::is_convertible_v<Q*, P*>>>
+  ProtocolHandle(const ProtocolHandle<Q>& o) {  // NOLINT: derived to base, like pointers
+    attach(o.life_);
+  }
+  ProtocolHandle& operator=(ProtocolHandle o) noexcept {
+    std::swap(life_, o.life_);
+    return *this;
+  }
+  ~ProtocolHandle() { detach(); }
+
+  // The protocol, or null once its connectionLost() has returned.
+  P* get() const {
+    return life_ != nullptr && life_->protocol != nullptr ? static_cast<P*>(life_->protocol)
+                                                          : nullptr;
+  }
+  // The protocol; aborts with a message if its connection is gone (check get() where that can
+  // happen).
+  P* operator->() const { return checked(); }
+  P& operator*() const { return *checked(); }
+  explicit operator bool() const { return get() != nullptr; }
+  // True once the connection was lost (false for an empty handle).
+  bool lost() const { return life_ != nullptr && life_->lost; }
+  // Fires after connectionLost(): ok for a clean close, else with the reason. At once if lost.
+  Deferred<void> whenLost() const {
+    if (life_ == nullptr) return fail(Status::invalidArgument("whenLost() on an empty ProtocolHandle"));
+    if (life_->lost) {
+      if (life_->reason.isCleanClose()) return succeed();
+      return fail(life_->reason);
+    }
+    Deferred<void> d;
+    life_->waiters.push_back(d);
+    return d;
+  }
+  // A handle to the same protocol as a derived type (the caller knows what it built).
+  template <typename Q>
+  ProtocolHandle<Q> as() const {
+    ProtocolHandle<Q> h;
+    h.attach(life_);
+    return h;
+  }
+
+ private:
+  template <typename Q>
+  friend class ProtocolHandle;
+  void attach(detail::ProtocolLife* life) {
+    life_ = life;
+    if (life_ != nullptr) ++life_->refs;
+  }
+  void detach() {
+    if (life_ != nullptr && --life_->refs == 0) delete life_;
+    life_ = nullptr;
+  }
+  P* checked() const {
+    P* p = get();
+    if (p == nullptr) protocolGone(life_ == nullptr);
+    return p;
+  }
+  [[noreturn]] static void protocolGone(bool empty);
+
+  detail::ProtocolLife* life_ = nullptr;
+};
+
+namespace detail {
+[[noreturn]] void protocolHandleFatal(bool empty);
+}
+template <typename P>
+void ProtocolHandle<P>::protocolGone(bool empty) {
+  detail::protocolHandleFatal(empty);
+}
 
 class Factory {
  public:

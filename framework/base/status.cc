@@ -43,6 +43,7 @@ const char* Status::codeName(Code code) {
     case Code::kRefused: return "refused";
     case Code::kTls: return "tls";
     case Code::kUnavailable: return "unavailable";
+    case Code::kCancelled: return "cancelled";
   }
   return "unknown";
 }

@@ -33,6 +33,7 @@ class [[nodiscard]] Status {
     kRefused,          // the peer or a factory refused the connection
     kTls,              // a TLS failure: handshake, verification, protocol
     kUnavailable,      // the operation cannot be done now (resources exhausted)
+    kCancelled,        // the caller cancelled the operation (Deferred::cancel)
   };
 
   Status() = default;
@@ -53,6 +54,9 @@ class [[nodiscard]] Status {
   static Status fromErrno(int errnum, std::string_view what);
   static Status invalidArgument(std::string message) {
     return Status(Code::kInvalidArgument, std::move(message));
+  }
+  static Status cancelled(std::string message = "cancelled") {
+    return Status(Code::kCancelled, std::move(message));
   }
   static Status connectionDone() {
     return Status(Code::kConnectionDone, "Connection was closed cleanly.");

@@ -914,7 +914,7 @@ void TcpTransport::finish() {
   held_.release();
   shard_.stats().open.fetch_sub(1, std::memory_order_relaxed);
   shard_.stats().closed.fetch_add(1, std::memory_order_relaxed);
-  if (protocol_) protocol_->connectionLost(reason_);
+  if (protocol_) protocol_->deliverConnectionLost(reason_);
   shard_.release(this);
 }
 

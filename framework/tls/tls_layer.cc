@@ -579,7 +579,7 @@ void TlsLayer::connectionLost(const Status& reason) {
     files_.pop_front();
     if (done) done(Status(Status::Code::kAborted, "sendFile: the connection closed first"));
   }
-  if (app_->transport() != nullptr) app_->connectionLost(r);
+  if (app_->transport() != nullptr) app_->deliverConnectionLost(r);
 }
 
 void TlsLayer::pauseProducing() {
