@@ -21,6 +21,20 @@
 
 namespace testutil {
 
+// A 127.0.0.1 port nothing listens on: bound to learn a free port, then closed (connects to it
+// are refused; another process could take it meanwhile, which on a test machine does not happen).
+inline uint16_t unusedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
 // Connects to 127.0.0.1:port; returns the fd or -errno.
 inline int connectTo(uint16_t port, int rcvbuf = 0) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

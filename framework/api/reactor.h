@@ -46,6 +46,10 @@ class Reactor {
   // Stops the runtime this reactor belongs to (graceful, like reactor.stop()). Thread-safe.
   virtual void stop() = 0;
   virtual Clock::time_point now() const = 0;
+  // Which shard this reactor is (0-based) and how many the runtime has: what a protocol needs to
+  // reach per-shard state (reactor::Sharded) without asking anything global.
+  virtual int shardIndex() const { return 0; }
+  virtual int shardCount() const { return 1; }
 
  protected:
   friend class DelayedCall;

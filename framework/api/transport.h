@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 
+#include "framework/api/deferred.h"
 #include "framework/api/reactor.h"
 #include "framework/base/address.h"
 #include "framework/base/buffer.h"
@@ -156,6 +157,12 @@ class Transport {
   // open until then. Plain TCP and kernel TLS splice the file to the socket (no user-space
   // copy); userspace TLS reads and encrypts. This default reads and writes (for test doubles).
   virtual void sendFile(int fd, uint64_t offset, uint64_t length, std::function<void(Status)> done);
+  // The same as a Deferred: fires when the last byte went to the kernel, or with why not.
+  Deferred<void> sendFile(int fd, uint64_t offset, uint64_t length) {
+    Deferred<void> sent;
+    sendFile(fd, offset, length, [sent](Status s) mutable { sent.fire(std::move(s)); });
+    return sent;
+  }
   // Reads up to `length` bytes of `fd` at `offset` without blocking other connections; `done`
   // gets the bytes (empty at end of file) or the error. This default uses pread.
   virtual void readFile(int fd, uint64_t offset, size_t length,

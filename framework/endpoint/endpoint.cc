@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 
 namespace whorl::endpoint {
 
@@ -76,7 +78,8 @@ TCPClientEndpoint::TCPClientEndpoint(reactor::Shard& shard, int family, std::str
     : shard_(shard), family_(family), host_(std::move(host)), port_(port),
       options_(std::move(options)) {}
 
-void TCPClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) {
+void TCPClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectCallback done,
+                                std::shared_ptr<net::ConnectAttempt> attempt) {
   reactor::Shard* shard = &shard_;
   int family = family_;
   std::string host = host_;
@@ -84,16 +87,84 @@ void TCPClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectCa
   net::ConnectOptions co;
   co.timeout = options_.timeout;
   co.transport = options_.transport;
-  shard_.post([shard, family, host, port, factory, co, done]() mutable {
+  shard_.post([shard, family, host, port, factory, co, done, attempt]() mutable {
+    if (attempt && attempt->cancelled()) {
+      done(net::ConnectAttempt::cancelledStatus("connect to " + host));
+      return;
+    }
     shard->runtime()->resolver().resolve(
         host, port, family, *shard,
-        [shard, factory, co, done](Result<std::vector<Address>> addrs) mutable {
+        [shard, host, factory, co, done, attempt](Result<std::vector<Address>> addrs) mutable {
+          if (attempt && attempt->cancelled()) {
+            done(net::ConnectAttempt::cancelledStatus("connect to " + host));
+            return;
+          }
           if (!addrs) {
             done(addrs.status());
             return;
           }
-          net::connectTcp(*shard, std::move(addrs.value()), factory, co, std::move(done));
+          net::connectTcp(*shard, std::move(addrs.value()), factory, co, std::move(done), attempt);
         });
+  });
+}
+
+api::Deferred<api::ProtocolHandle<>> ClientEndpoint::connect(std::shared_ptr<api::Factory> factory) {
+  reactor::Shard& home = shard();
+  if (!home.onShardThread()) {
+    std::fprintf(stderr,
+                 "whorl: ClientEndpoint::connect(factory) returns a Deferred, which lives on one "
+                 "shard: call it on the endpoint's shard (shard %d), or use the callback form\n",
+                 home.index());
+    std::abort();
+  }
+  auto attempt = std::make_shared<net::ConnectAttempt>();
+  api::Deferred<api::ProtocolHandle<>> result([attempt] { attempt->cancel(); });
+  connect(
+      std::move(factory),
+      [result, attempt](Result<api::Protocol*> r) mutable {
+        if (r && attempt->cancelled()) {
+          // Connected in the same turn the caller cancelled: nobody wants this connection.
+          (*r)->transport()->abortConnection();
+          return;
+        }
+        if (r) {
+          result.callback(api::ProtocolHandle<>(*r));
+        } else {
+          result.errback(r.status());
+        }
+      },
+      attempt);
+  return result;
+}
+
+api::Deferred<std::unique_ptr<ListeningPort>> ServerEndpoint::listenDeferred(
+    std::shared_ptr<api::Factory> factory) {
+  reactor::Shard* here = reactor::Shard::current();
+  if (here == nullptr) {
+    std::fprintf(stderr, "whorl: listenDeferred() returns a Deferred, which lives on one shard: "
+                         "call it on a shard, or use listen()\n");
+    std::abort();
+  }
+  auto port = listen(std::move(factory));
+  if (!port) return api::fail<std::unique_ptr<ListeningPort>>(port.status());
+  // Each shard starts accepting from its mailbox, in order: a message posted after listen() runs
+  // after its listener started.
+  auto shared = std::make_shared<std::unique_ptr<ListeningPort>>(std::move(port.value()));
+  reactor::Runtime& runtime = *here->runtime();
+  std::vector<api::Deferred<void>> started;
+  for (int i = 0; i < runtime.shardCount(); ++i) {
+    api::Deferred<void> one;
+    auto holder = std::make_shared<api::Deferred<void>>(one);
+    runtime.shard(i).post([here, holder] {
+      here->post([holder] {
+        api::Deferred<void> d = std::move(*holder);
+        d.callback();
+      });
+    });
+    started.push_back(one);
+  }
+  return api::gatherResults(std::move(started)).addCallback([shared] {
+    return std::move(*shared);
   });
 }
 

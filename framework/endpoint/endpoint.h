@@ -8,11 +8,21 @@
 //   HostnameEndpoint client(runtime.shard(0), "localhost", 8000);
 //   client.connect(Factory::forProtocol<EchoClient>(), [](Result<Protocol*> p) { ... });
 //
+//   // Deferred forms, on a shard (a coroutine, or callbacks):
+//   Result<ProtocolHandle<EchoClient>> c = co_await connectProtocol<EchoClient>(client, args...);
+//   Result<std::unique_ptr<ListeningPort>> port = co_await server.listenDeferred(factory);
+//
 // listen() binds one SO_REUSEPORT socket per shard on the calling thread, so errors (address in
-// use, permission denied) are returned at once, then each shard starts accepting. connect() runs
-// on the endpoint's shard; the callback fires there after connectionMade, or with the failure.
-// Name resolution runs on the runtime's resolver thread, never on a shard. Endpoints are cheap
-// values; a ListeningPort refers to its listeners weakly and may be destroyed while they listen.
+// use, permission denied) are returned at once, then each shard starts accepting; listenDeferred()
+// fires once every shard accepts. connect() runs on the endpoint's shard; the result is reported
+// exactly once: with the connected protocol after connectionMade (for TLS endpoints after the
+// handshake), or with the failure (and then the protocol never sees connectionMade or
+// connectionLost). A failure after that goes to connectionLost only. The Deferred form gives a
+// ProtocolHandle, which says when the connection is gone instead of dangling, and cancelling it
+// stops the attempt (resolution, TCP connect or TLS handshake) with kCancelled. Name resolution
+// runs on the runtime's resolver thread, never on a shard. Endpoints are cheap values, copied by
+// connect (a temporary endpoint is fine); a ListeningPort refers to its listeners weakly and may
+// be destroyed while they listen.
 #pragma once
 
 #include <chrono>
@@ -52,14 +62,46 @@ class ServerEndpoint {
  public:
   virtual ~ServerEndpoint() = default;
   virtual Result<std::unique_ptr<ListeningPort>> listen(std::shared_ptr<api::Factory> factory) = 0;
+  // listen() as a Deferred, on a shard of the runtime: fires once every shard accepts, or with
+  // listen()'s error.
+  api::Deferred<std::unique_ptr<ListeningPort>> listenDeferred(std::shared_ptr<api::Factory> factory);
 };
 
 class ClientEndpoint {
  public:
   virtual ~ClientEndpoint() = default;
-  // Thread-safe: the attempt runs on the endpoint's shard, and so does `done`.
-  virtual void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) = 0;
+  // Thread-safe: the attempt runs on the endpoint's shard, and so does `done`. `attempt` (on that
+  // shard) cancels it; `done` then gets kCancelled.
+  virtual void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done,
+                       std::shared_ptr<net::ConnectAttempt> attempt) = 0;
+  void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) {
+    connect(std::move(factory), std::move(done), nullptr);
+  }
+  // The Deferred form, called on the endpoint's shard: fires once with a handle to the connected
+  // protocol, or with why not. cancel() stops the attempt.
+  api::Deferred<api::ProtocolHandle<>> connect(std::shared_ptr<api::Factory> factory);
+  // The shard connections are made on.
+  virtual reactor::Shard& shard() const = 0;
 };
+
+// Connects `endpoint` to a new P(args...) (Twisted's connectProtocol, building the protocol for
+// you): fires with a handle to it after connectionMade (for TLS endpoints, after the handshake),
+// or with the failure, exactly once; a failure after that reaches P::connectionLost only. Call it on
+// the endpoint's shard.
+//
+//   auto client = co_await connectProtocol<EchoClient>(
+//       SSL4ClientEndpoint(reactor, "localhost", 8000, options), &exitCode);
+template <typename P, typename... Args>
+api::Deferred<api::ProtocolHandle<P>> connectProtocol(ClientEndpoint&& endpoint, Args... args);
+template <typename P, typename... Args>
+api::Deferred<api::ProtocolHandle<P>> connectProtocol(ClientEndpoint& endpoint, Args... args) {
+  return endpoint.connect(api::Factory::forProtocol<P>(std::move(args)...))
+      .addCallback([](api::ProtocolHandle<> h) { return h.as<P>(); });
+}
+template <typename P, typename... Args>
+api::Deferred<api::ProtocolHandle<P>> connectProtocol(ClientEndpoint&& endpoint, Args... args) {
+  return connectProtocol<P>(endpoint, std::move(args)...);
+}
 
 struct TcpServerOptions {
   std::string interface;  // empty: all interfaces of the endpoint's family
@@ -104,7 +146,10 @@ class TCPClientEndpoint : public ClientEndpoint {
  public:
   TCPClientEndpoint(reactor::Shard& shard, int family, std::string host, uint16_t port,
                     TcpClientOptions options = {});
-  void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) override;
+  using ClientEndpoint::connect;
+  void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done,
+               std::shared_ptr<net::ConnectAttempt> attempt) override;
+  reactor::Shard& shard() const override { return shard_; }
 
  private:
   reactor::Shard& shard_;

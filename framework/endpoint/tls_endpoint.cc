@@ -42,13 +42,20 @@ struct PendingConnect {
 };
 }  // namespace
 
-void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) {
+void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectCallback done,
+                                 std::shared_ptr<net::ConnectAttempt> attempt) {
   auto pending = std::make_shared<PendingConnect>();
   pending->done = std::move(done);
   bool wait = connect_.waitForHandshake;
   tls::TlsLayerOptions layerOptions;
   if (wait) {
-    layerOptions.onHandshake = [pending](Status s) {
+    // The application is connected only once the handshake completed, so a failed handshake is
+    // reported once, here, and never reaches its connectionLost.
+    layerOptions.connectAfterHandshake = true;
+    layerOptions.onHandshake = [pending, attempt, host = host_](Status s) {
+      if (!s.isOk() && attempt && attempt->cancelled()) {
+        s = net::ConnectAttempt::cancelledStatus("TLS handshake with " + host);
+      }
       pending->handshake = s;
       if (!pending->tcpConnected) return;
       if (s.isOk()) {
@@ -61,7 +68,7 @@ void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectC
   auto tlsFactory =
       std::make_shared<tls::TlsFactory>(options_.context, std::move(factory), std::move(layerOptions));
   HostnameEndpoint(shard_, host_, port_, tcp_)
-      .connect(tlsFactory, [pending, wait](Result<api::Protocol*> r) {
+      .connect(tlsFactory, [pending, wait, attempt](Result<api::Protocol*> r) {
         if (!r) {
           pending->finish(r.status());
           return;
@@ -69,6 +76,12 @@ void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectC
         auto* layer = static_cast<tls::TlsLayer*>(*r);
         pending->app = layer->application();
         pending->tcpConnected = true;
+        if (attempt && wait && !pending->handshake) {
+          // The handshake stage: cancelling closes the connection, which fails the handshake.
+          attempt->setStop([lower = api::ProtocolHandle<>(layer)] {
+            if (api::Protocol* l = lower.get()) l->transport()->abortConnection();
+          });
+        }
         if (!wait) {
           pending->finish(pending->app);
         } else if (pending->handshake) {
@@ -78,7 +91,7 @@ void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectC
             pending->finish(*pending->handshake);
           }
         }
-      });
+      }, attempt);
 }
 
 Result<std::unique_ptr<ListeningPort>> listenSSL(reactor::Runtime& runtime, uint16_t port,

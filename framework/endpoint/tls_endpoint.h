@@ -8,10 +8,14 @@
 //   SSL4ClientEndpoint client(runtime.shard(0), "localhost", 8000, options.value());
 //   client.connect(factory, [](Result<Protocol*> p) { /* after the handshake, or why not */ });
 //
-// Unlike Twisted's, the client's connect result fires after the handshake by default (so a
-// verification failure is a failed connect, not a later connectionLost); set
-// waitForHandshake=false to get it at TCP connect time. The server context is built once in
-// listen() and shared by all shards; configuration errors are returned there.
+// Unlike Twisted's, the client's connect result fires after the handshake by default, and it is the
+// only report of a failed handshake (a verification failure is a failed connect): the protocol's
+// connectionMade() comes when the handshake completed, just before the result, and a protocol
+// whose handshake failed sees neither connectionMade() nor connectionLost(). Failures after that
+// reach connectionLost() only. With waitForHandshake=false the result fires at TCP connect time,
+// as Twisted's does: connectionMade() comes at once (writes wait for the handshake) and a failed
+// handshake reaches connectionLost(). The server context is built once in listen() and shared by
+// all shards; configuration errors are returned there.
 #pragma once
 
 #include <memory>
@@ -45,7 +49,10 @@ class SSL4ClientEndpoint final : public ClientEndpoint {
   SSL4ClientEndpoint(reactor::Shard& shard, std::string host, uint16_t port,
                      tls::ClientTLSOptions options, TcpClientOptions tcp = {},
                      TlsClientConnectOptions connect = {});
-  void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) override;
+  using ClientEndpoint::connect;
+  void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done,
+               std::shared_ptr<net::ConnectAttempt> attempt) override;
+  reactor::Shard& shard() const override { return shard_; }
 
  private:
   reactor::Shard& shard_;

@@ -5,6 +5,29 @@
 
 namespace whorl::net {
 
+void ConnectAttempt::cancel() {
+  if (cancelled_) return;
+  cancelled_ = true;
+  if (stop_) {
+    auto stop = std::move(stop_);
+    stop_ = nullptr;
+    stop();
+  }
+}
+
+void ConnectAttempt::setStop(std::function<void()> stop) {
+  stop_ = std::move(stop);
+  if (cancelled_ && stop_) {
+    auto now = std::move(stop_);
+    stop_ = nullptr;
+    now();
+  }
+}
+
+Status ConnectAttempt::cancelledStatus(std::string_view what) {
+  return Status::cancelled(std::string(what) + ": cancelled");
+}
+
 namespace {
 
 class Connector final : public reactor::Resident {
@@ -20,11 +43,24 @@ class Connector final : public reactor::Resident {
     shard_.adopt(this);
   }
   ~Connector() override {
+    *self_ = nullptr;
     timer_.cancel();
     if (fd_ >= 0) close(fd_);
   }
 
+  // The attempt's stop for this stage: cancel the connect in flight.
+  void watch(ConnectAttempt& attempt) {
+    std::shared_ptr<Connector*> self = self_;
+    attempt.setStop([self] {
+      if (*self != nullptr) (*self)->cancelByCaller();
+    });
+  }
+
   void next() {
+    if (cancelled_) {
+      finish(ConnectAttempt::cancelledStatus("connect"));
+      return;
+    }
     if (shard_.stopping()) {
       finish(Status(Status::Code::kAborted, "runtime is stopping"));
       return;
@@ -56,6 +92,12 @@ class Connector final : public reactor::Resident {
   }
 
  private:
+  void cancelByCaller() {
+    if (finished_ || cancelled_) return;
+    cancelled_ = true;
+    if (inflight_ > 0) cancelConnect();
+  }
+
   void cancelConnect() {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_cancel(sqe, &connectOp_, 0);
@@ -87,6 +129,8 @@ class Connector final : public reactor::Resident {
       last_ = Status(Status::Code::kTimeout,
                      "connect to " + target_.toString() + ": timed out after " +
                          std::to_string(options_.timeout.count()) + " ms");
+    } else if (res == -ECANCELED && cancelled_) {
+      last_ = ConnectAttempt::cancelledStatus("connect to " + target_.toString());
     } else if (res == -ECANCELED) {
       last_ = Status(Status::Code::kAborted, "connect to " + target_.toString() + ": cancelled");
     } else {
@@ -126,7 +170,9 @@ class Connector final : public reactor::Resident {
   int fd_ = -1;
   int inflight_ = 0;
   bool timedOut_ = false;
+  bool cancelled_ = false;  // by the caller's ConnectAttempt
   bool finished_ = false;
+  std::shared_ptr<Connector*> self_ = std::make_shared<Connector*>(this);
   api::DelayedCall timer_;
   uring::MemberOp<Connector, &Connector::onConnect> connectOp_{this};
   uring::MemberOp<Connector, &Connector::onCancel> cancelOp_{this};
@@ -136,9 +182,10 @@ class Connector final : public reactor::Resident {
 
 void connectTcp(reactor::Shard& shard, std::vector<Address> candidates,
                 std::shared_ptr<api::Factory> factory, const ConnectOptions& options,
-                ConnectCallback done) {
+                ConnectCallback done, std::shared_ptr<ConnectAttempt> attempt) {
   auto* c = new Connector(shard, std::move(candidates), std::move(factory), options,
                           std::move(done));
+  if (attempt) c->watch(*attempt);
   c->next();
 }
 

@@ -2,9 +2,25 @@
 
 #include <netdb.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "framework/reactor/shard.h"
 
 namespace whorl::reactor {
+
+api::Deferred<std::vector<Address>> Resolver::resolve(std::string host, uint16_t port, int family) {
+  Shard* here = Shard::current();
+  if (here == nullptr) {
+    std::fprintf(stderr, "whorl: Resolver::resolve(host, port) returns a Deferred, which lives on "
+                         "one shard: call it on a shard, or use the callback form\n");
+    std::abort();
+  }
+  api::Deferred<std::vector<Address>> result;
+  resolve(std::move(host), port, family, *here,
+          [result](Result<std::vector<Address>> addrs) mutable { result.fire(std::move(addrs)); });
+  return result;
+}
 
 Resolver::~Resolver() {
   {

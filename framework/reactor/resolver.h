@@ -2,11 +2,14 @@
 //
 //   runtime.resolver().resolve("localhost", 8000, AF_UNSPEC, shard,
 //       [](Result<std::vector<Address>> addrs) { /* runs on `shard` */ });
+//   Result<std::vector<Address>> addrs = co_await runtime.resolver().resolve("localhost", 8000);
 //
 // Numeric addresses resolve at once. Names go to one worker thread running getaddrinfo(); the
 // result is posted back to the requesting shard. The Runtime owns the Resolver; lookups still
 // running when it is destroyed are abandoned (their callbacks never run).
 #pragma once
+
+#include <sys/socket.h>
 
 #include <condition_variable>
 #include <cstdint>
@@ -17,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "framework/api/deferred.h"
 #include "framework/base/address.h"
 #include "framework/base/status.h"
 
@@ -34,6 +38,10 @@ class Resolver {
 
   // family: AF_INET, AF_INET6 or AF_UNSPEC (both, in the system's preferred order).
   void resolve(std::string host, uint16_t port, int family, Shard& replyTo, Callback done);
+  // The Deferred form, called on a shard (the result comes back to it). Cancelling it drops the
+  // answer (getaddrinfo itself cannot be interrupted).
+  api::Deferred<std::vector<Address>> resolve(std::string host, uint16_t port,
+                                              int family = AF_UNSPEC);
   // Blocking lookup, for tools and tests outside a shard.
   static Result<std::vector<Address>> resolveNow(const std::string& host, uint16_t port,
                                                  int family);

@@ -42,6 +42,7 @@ Runtime::Runtime(RuntimeOptions options) : options_(options) {
     so.cpu = options_.pinThreads ? cpus[static_cast<size_t>(i) % cpus.size()] : -1;
     so.ring = options_.ring;
     so.buffers = options_.buffers;
+    so.mailboxCapacity = options_.mailboxCapacity;
     shards_.push_back(std::make_unique<Shard>(this, so));
   }
   stopFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

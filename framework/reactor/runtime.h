@@ -35,6 +35,7 @@ struct RuntimeOptions {
   std::chrono::milliseconds drainTimeout{10000};
   uring::RingOptions ring{};
   uring::BufferRingOptions buffers{};
+  size_t mailboxCapacity = 65536;  // per shard, for Shard::tryPost (Sharded<T>::invokeOn)
 };
 
 class Runtime {

@@ -36,10 +36,27 @@ Shard::~Shard() {
 
 Shard* Shard::current() { return t_current; }
 
+int Shard::shardCount() const { return runtime_ != nullptr ? runtime_->shardCount() : 1; }
+
+Status Shard::tryPost(std::function<void()> fn) {
+  size_t depth = mailboxDepth_.load(std::memory_order_relaxed);
+  if (depth >= options_.mailboxCapacity) {
+    stats_.mailboxRejected.fetch_add(1, std::memory_order_relaxed);
+    return Status(Status::Code::kUnavailable,
+                  "shard " + std::to_string(options_.index) + "'s mailbox is full (" +
+                      std::to_string(depth) +
+                      " messages waiting): that shard is not keeping up; send less, or wait "
+                      "for replies before sending more (RuntimeOptions::mailboxCapacity)");
+  }
+  post(std::move(fn));
+  return Status::ok();
+}
+
 void Shard::post(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(mailboxMu_);
     mailbox_.push_back(std::move(fn));
+    mailboxDepth_.fetch_add(1, std::memory_order_relaxed);
   }
   if (!wakePending_.exchange(true, std::memory_order_acq_rel)) {
     uint64_t one = 1;
@@ -70,6 +87,7 @@ void Shard::drainMailbox() {
   {
     std::lock_guard<std::mutex> lock(mailboxMu_);
     work.swap(mailbox_);
+    mailboxDepth_.fetch_sub(work.size(), std::memory_order_relaxed);
   }
   for (auto& fn : work) fn();
 }

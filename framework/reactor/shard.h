@@ -1,6 +1,7 @@
 // Shard: one thread, one io_uring, its timers, its mailbox, and the connections that live on it.
 //
 //   runtime.shard(0).post([] { /* runs on shard 0's thread */ });       // from any thread
+//   Status s = runtime.shard(1).tryPost(fn);   // bounded: kUnavailable when shard 1 falls behind
 //   // on the shard's own thread:
 //   auto call = shard.callLater(std::chrono::milliseconds(100), [] { ... });
 //   io_uring_sqe* sqe = shard.ring().sqe();
@@ -76,6 +77,7 @@ struct ShardStats {
   std::atomic<uint64_t> bytesOut{0};
   std::atomic<uint64_t> recvRearms{0};  // multishot receives re-armed after -ENOBUFS
   std::atomic<uint64_t> proxyErrors{0};  // PROXY protocol headers malformed, oversized or late
+  std::atomic<uint64_t> mailboxRejected{0};  // tryPost() refused: the mailbox was full
 };
 
 struct ShardOptions {
@@ -83,6 +85,9 @@ struct ShardOptions {
   int cpu = -1;  // pin the thread to this CPU; -1 leaves it unpinned
   uring::RingOptions ring{};
   uring::BufferRingOptions buffers{};
+  // Messages tryPost() lets wait in the mailbox before it refuses more (post() is not bounded: the
+  // framework's own messages are few and must not be dropped).
+  size_t mailboxCapacity = 65536;
 };
 
 class Shard final : public api::Reactor {
@@ -99,12 +104,19 @@ class Shard final : public api::Reactor {
 
   // Thread-safe: runs fn on this shard's thread, in posting order.
   void post(std::function<void()> fn);
+  // post(), unless mailboxCapacity messages are already waiting: then fn is dropped (destroyed on
+  // the calling thread), stats().mailboxRejected counts it, and the result says so. Use it for
+  // application messages, which a flood could otherwise queue without bound.
+  Status tryPost(std::function<void()> fn);
+  size_t mailboxDepth() const { return mailboxDepth_.load(std::memory_order_relaxed); }
 
   // api::Reactor (shard thread only, except stop()).
   api::DelayedCall callLater(Clock::duration delay, Callback fn) override;
   void callSoon(Callback fn) override;
   void stop() override;
   Clock::time_point now() const override { return Clock::now(); }
+  int shardIndex() const override { return options_.index; }
+  int shardCount() const override;
 
   // Shard thread only.
   uring::Ring& ring() { return *ring_; }
@@ -151,6 +163,7 @@ class Shard final : public api::Reactor {
   std::mutex mailboxMu_;
   std::vector<std::function<void()>> mailbox_;
   std::atomic<bool> wakePending_{false};
+  std::atomic<size_t> mailboxDepth_{0};
 
   // Timers: ordered by (deadline, id); ids are unique so handles never alias.
   std::map<std::pair<Clock::time_point, uint64_t>, Callback> timers_;

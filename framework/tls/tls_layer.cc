@@ -32,7 +32,7 @@ TlsModeCounts tlsModeCounts() {
 TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
                    TlsLayerOptions options)
     : context_(std::move(context)), app_(std::move(app)) {
-  if (options.upgrade || options.onHandshake) {
+  if (options.upgrade || options.onHandshake || options.connectAfterHandshake) {
     options_ = std::make_unique<TlsLayerOptions>(std::move(options));
   }
 }
@@ -61,7 +61,7 @@ void TlsLayer::connectionMade() {
   });
   if (options_ && options_->upgrade) {
     app_->rebindTransport(&upper_);
-  } else {
+  } else if (!(options_ && options_->connectAfterHandshake)) {
     app_->makeConnection(&upper_);
   }
   if (lost_) return;
@@ -346,8 +346,14 @@ void TlsLayer::advance() {
 void TlsLayer::handshakeDone() {
   handshakeTimer_.cancel();
   session_->releaseBuffers();  // the handshake flight's buffers are not needed any more
-  notifyHandshake(Status::ok());
+  if (options_ && options_->connectAfterHandshake && !options_->upgrade) {
+    app_->makeConnection(&upper_);
+    if (lost_) return;
+  }
+  // The application first, then whoever waits for the handshake (a connect result): a protocol
+  // handed to a connect's caller has seen connectionMade() and handshakeCompleted().
   app_->handshakeCompleted();
+  notifyHandshake(Status::ok());
   if (kernel_ == Kernel::kWanted) return;  // writes wait for the kernel (maybeStartKernel)
   countMode();
   flushPlaintext();

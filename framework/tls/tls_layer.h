@@ -31,6 +31,11 @@ struct TlsLayerOptions {
   std::function<void(Status)> onHandshake;
   // startTLS: the application is already connected; rebind it instead of connectionMade().
   bool upgrade = false;
+  // The application's connectionMade() waits until the handshake completed (it then comes just
+  // before onHandshake(ok) and handshakeCompleted()). A handshake that fails never reaches the
+  // application: no connectionMade, no connectionLost; onHandshake reports it instead. What a
+  // client connect uses so that its result is the one report of a failed handshake.
+  bool connectAfterHandshake = false;
 };
 
 class TlsLayer final : public api::Protocol, private api::TurnFlush {
