@@ -7,10 +7,11 @@
 //   endpoint.listen(factory);
 //
 // The transport owns the protocol: it is created by the factory for each connection, sees
-// connectionMade() once, any number of dataReceived(), exactly one connectionLost(reason), and is
-// destroyed right after. Factories are shared by all shards: buildProtocol() is called
-// concurrently from every shard thread, so a factory must be thread-safe (forProtocol() is: it
-// holds only copies of its constructor arguments). Per-connection state belongs in the Protocol.
+// connectionMade() once, any number of dataReceived(), stopRequested(deadline) if the runtime
+// drains meanwhile, exactly one connectionLost(reason), and is destroyed right after. Factories
+// are shared by all shards: buildProtocol() is called concurrently from every shard thread, so a
+// factory must be thread-safe (forProtocol() is: it holds only copies of its constructor
+// arguments). Per-connection state belongs in the Protocol.
 #pragma once
 
 #include <memory>
@@ -19,6 +20,7 @@
 #include <tuple>
 #include <utility>
 
+#include "framework/api/reactor.h"
 #include "framework/api/transport.h"
 #include "framework/base/address.h"
 #include "framework/base/status.h"
@@ -38,6 +40,14 @@ class Protocol {
   // TLS connections only: the handshake finished; the peer's certificate and the negotiated
   // protocol are now known (see Transport). Writes made before this were queued and go out now.
   virtual void handshakeCompleted() {}
+  // The runtime started draining (runtime.stop(), SIGTERM): this connection may go on until
+  // `deadline`, when the drain closes it (loseConnection(), and a reset a second later if it is
+  // still open). Called once, on the connection's shard thread, in the loop turn the drain begins
+  // there, for every connection open at that moment: accepted and outgoing, TLS ones too (the TLS
+  // layer passes it on, also during the handshake). Not called if loseConnection() or
+  // abortConnection() came first, nor for connections made after the drain began. A protocol can
+  // send its goodbye here and call loseConnection(): what it wrote goes out before the close.
+  virtual void stopRequested(Reactor::Clock::time_point deadline) { (void)deadline; }
 
   // Flow control (Twisted's IPushProducer, with the transport as consumer): called when more
   // than the high-water mark of written bytes is unsent, and again once it drains below the
@@ -77,6 +87,14 @@ class Factory {
 
   // A new protocol for a connection with `peer`, or nullptr to refuse it (it is closed).
   virtual std::unique_ptr<Protocol> buildProtocol(const Address& peer) = 0;
+
+  // The runtime started draining and a listener of this factory stopped accepting; its open
+  // connections have until `deadline` (see Protocol::stopRequested). Called on each shard's thread,
+  // once per shard for every port listening with this factory (N shards: N calls, concurrently
+  // from N threads, so keep it thread-safe like buildProtocol()), in the same loop turn as that
+  // shard's connections are told, in no set order between them. Factories that wrap another
+  // (TLS) pass it on. Not called for ports stopped before the drain, nor for connecting factories.
+  virtual void stopRequested(Reactor::Clock::time_point deadline) { (void)deadline; }
 
   // buildProtocol() plus setting protocol->factory(); what transports call.
   std::unique_ptr<Protocol> build(const Address& peer) {
