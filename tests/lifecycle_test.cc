@@ -1,7 +1,7 @@
-// Loopback tests of a connection's life around the runtime's stop: the stop notice
-// (Protocol/Factory::stopRequested) with its deadline on accepted TCP, TLS and outgoing
-// connections, and a goodbye written in it reaching a raw-socket or Python ssl client before the
-// close.
+// Loopback tests of a connection's life around the runtime's stop and idle timeouts: the stop
+// notice (Protocol/Factory::stopRequested) with its deadline on accepted TCP, TLS and outgoing
+// connections, a goodbye written in it reaching a raw-socket or Python ssl client before the
+// close, and TimeoutMixin closing idle TCP and TLS connections while active ones stay.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "framework/api/protocol.h"
+#include "framework/api/timeout_mixin.h"
 #include "framework/base/address.h"
 #include "framework/endpoint/description.h"
 #include "framework/endpoint/endpoint.h"
@@ -43,6 +44,7 @@ struct Journal {
   std::vector<Clock::time_point> factoryNotices;
   std::set<int> factoryShards;  // the shard each factory notice came from
   std::vector<Status> losses;
+  int timedOut = 0;  // connections lost after their TimeoutMixin expired
 
   template <typename F>
   void update(F f) {
@@ -277,6 +279,84 @@ TEST(StopNoticeTest, TlsGoodbyeReachesAPythonClientBeforeTheClose) {
   EXPECT_EQ(j.factoryShards, (std::set<int>{0, 1}));
   ASSERT_EQ(j.losses.size(), 1u);
   EXPECT_TRUE(j.losses[0].isCleanClose()) << j.losses[0].message();
+}
+
+// --- TimeoutMixin on real connections ---
+
+class IdleEcho : public api::TimeoutMixin<> {
+ public:
+  IdleEcho(Journal* j, std::chrono::milliseconds period) : j_(j), period_(period) {}
+  void connectionMade() override {
+    setTimeout(period_);
+    j_->update([&] { ++j_->made; });
+  }
+  void dataReceived(std::string_view data) override {
+    resetTimeout();
+    transport()->write(data);
+  }
+  void connectionLost(const Status& reason) override {
+    TimeoutMixin::connectionLost(reason);
+    bool expired = timedOut();
+    j_->update([&] {
+      j_->losses.push_back(reason);
+      if (expired) ++j_->timedOut;
+    });
+  }
+
+ private:
+  Journal* j_;
+  std::chrono::milliseconds period_;
+};
+
+TEST(TimeoutMixinLoopbackTest, ClosesTheSilentTcpClientAndKeepsTheActiveOne) {
+  reactor::Runtime rt(twoShards());
+  ASSERT_TRUE(rt.start().isOk());
+  Journal j;
+  auto port = listenOn(rt, "tcp:0:interface=127.0.0.1",
+                       api::Factory::forProtocol<IdleEcho>(&j, std::chrono::milliseconds(1000)));
+  ASSERT_TRUE(port);
+  int silent = testutil::connectTo(port->getHost().port());
+  int active = testutil::connectTo(port->getHost().port());
+  ASSERT_GE(silent, 0);
+  ASSERT_GE(active, 0);
+  auto t0 = Clock::now();
+  // The active client sends every 150 ms for 2 s, twice the period.
+  while (Clock::now() - t0 < 2s) {
+    ASSERT_TRUE(testutil::sendAll(active, "tick"));
+    ASSERT_EQ(testutil::recvExactly(active, 4), "tick") << "the active client was closed";
+    std::this_thread::sleep_for(150ms);
+  }
+  int err = -2;
+  EXPECT_EQ(testutil::recvUntilEof(silent, &err, 5000), "");
+  EXPECT_EQ(err, 0);
+  ASSERT_TRUE(j.waitFor([&] { return j.timedOut == 1; }));
+  // Silent from here on: it goes too, a period later.
+  EXPECT_EQ(testutil::recvUntilEof(active, &err, 5000), "");
+  EXPECT_EQ(err, 0);
+  ASSERT_TRUE(j.waitFor([&] { return j.timedOut == 2; }));
+  close(silent);
+  close(active);
+  rt.stop(0ms);
+  rt.join();
+  for (const auto& s : j.losses) EXPECT_TRUE(s.isCleanClose()) << s.message();
+}
+
+TEST(TimeoutMixinLoopbackTest, ClosesAnIdleTlsClientWithCloseNotify) {
+  reactor::Runtime rt(twoShards());
+  ASSERT_TRUE(rt.start().isOk());
+  Journal j;
+  auto port = listenOn(rt, sslDescription(),
+                       api::Factory::forProtocol<IdleEcho>(&j, std::chrono::milliseconds(500)));
+  ASSERT_TRUE(port);
+  Subprocess py({"python3", "-c", kPythonUntilClose, std::to_string(port->getHost().port()),
+                 cert("test/ca.pem")});
+  EXPECT_EQ(py.wait(20s), 0) << py.output();
+  EXPECT_NE(py.output().find("ready"), std::string::npos) << py.output();
+  EXPECT_NE(py.output().find("eof: close_notify"), std::string::npos) << py.output();
+  EXPECT_NE(py.output().find("got: b''"), std::string::npos) << py.output();
+  ASSERT_TRUE(j.waitFor([&] { return j.timedOut == 1; }));
+  rt.stop(0ms);
+  rt.join();
 }
 
 }  // namespace
