@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "framework/api/reactor.h"
@@ -103,12 +104,29 @@ class Factory {
     return p;
   }
 
-  // A factory that builds P(args...) for every connection.
+  // A factory that builds P(args...) for every connection. It keeps copies of `args` and calls
+  // P's constructor with them (as const references) each time: P must derive from Protocol and
+  // have such a constructor, else compiling names both in words.
   template <typename P, typename... Args>
   static std::shared_ptr<Factory> forProtocol(Args... args);
 };
 
 namespace detail {
+// forProtocol<P>(args...)'s checks: a failing one prints this template with P and Args spelled
+// out ("ForProtocolCheck<Chat, int, const char*>") above the message.
+template <typename P, typename... Args>
+struct ForProtocolCheck {
+  static constexpr bool isProtocol = std::is_base_of_v<Protocol, P>;
+  static_assert(isProtocol,
+                "Factory::forProtocol<P>(args...): P does not derive from whorl::api::Protocol");
+  static constexpr bool constructible = std::is_constructible_v<P, const Args&...>;
+  static_assert(!isProtocol || constructible,
+                "Factory::forProtocol<P>(args...): P is not constructible from the given arguments "
+                "(no constructor P(const Args&...) for the types Args of this check; the "
+                "arguments are copied, so a string literal arrives as const char*)");
+  static constexpr bool value = isProtocol && constructible;
+};
+
 template <typename P, typename... Args>
 class ProtocolFactory final : public Factory {
  public:
@@ -124,7 +142,11 @@ class ProtocolFactory final : public Factory {
 
 template <typename P, typename... Args>
 std::shared_ptr<Factory> Factory::forProtocol(Args... args) {
-  return std::make_shared<detail::ProtocolFactory<P, Args...>>(std::move(args)...);
+  if constexpr (detail::ForProtocolCheck<P, Args...>::value) {
+    return std::make_shared<detail::ProtocolFactory<P, Args...>>(std::move(args)...);
+  } else {
+    return nullptr;  // not reached: the check above failed to compile (and said why)
+  }
 }
 
 }  // namespace whorl::api
