@@ -30,7 +30,8 @@ compile wrong_arguments -DCASE_WRONG_ARGUMENTS
 out="$TMP/wrong_arguments.out"
 grep -q "P is not constructible from the given arguments" "$out" ||
   fail "no 'not constructible' message: $(cat "$out")"
-grep -q "ForProtocolCheck<Chat, int>" "$out" || fail "the message does not name P and Args: $(cat "$out")"
+grep -q "ForProtocolCheck<Chat, int>" "$out" ||
+  fail "the message does not name P and Args: $(cat "$out")"
 [[ $(grep -c "error:" "$out") == 1 ]] || fail "more than the one error: $(cat "$out")"
 
 compile not_a_protocol -DCASE_NOT_A_PROTOCOL
