@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace whorl {
@@ -243,6 +244,110 @@ TEST_F(FlagsTest, UsageListsEveryFlagWithHelpAndDefault) {
 TEST_F(FlagsTest, UsageShowsTheDefaultsNotParsedValues) {
   ASSERT_TRUE(parse({"--port=1"}).isOk());
   EXPECT_NE(usageLine(flags_.usage(), "port").find("(default: 8000)"), std::string::npos);
+}
+
+// --- flags whose values the Flags object keeps: add(name, default, help) ---
+
+// Parses args (after "prog") with `flags`.
+Status parseWith(Flags& flags, std::initializer_list<const char*> args) {
+  std::vector<const char*> argv{"prog"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return flags.parse(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(OwnedFlagsTest, OneLineDeclarationsWithDefaults) {
+  Flags flags("prog", "Owns its values.");
+  auto& port = flags.add("port", 8000, "TCP port to listen on");
+  auto& bytes = flags.add("bytes", uint64_t{1024}, "bytes to send");
+  auto& ratio = flags.add("ratio", 0.5, "share of requests to sample");
+  auto& host = flags.add("host", "localhost", "host to connect to");
+  auto& name = flags.add("name", std::string("whorl"), "server name");
+  auto& verbose = flags.add("verbose", false, "log every connection");
+  auto& peers = flags.add("peer", std::vector<std::string>{"a.example"}, "a peer to contact");
+  static_assert(std::is_same_v<decltype(port), int&>);
+  static_assert(std::is_same_v<decltype(bytes), uint64_t&>);
+  static_assert(std::is_same_v<decltype(ratio), double&>);
+  static_assert(std::is_same_v<decltype(host), std::string&>);  // a literal becomes a string
+  static_assert(std::is_same_v<decltype(name), std::string&>);
+  static_assert(std::is_same_v<decltype(verbose), bool&>);
+  static_assert(std::is_same_v<decltype(peers), std::vector<std::string>&>);
+  ASSERT_TRUE(parseWith(flags, {}).isOk());
+  EXPECT_EQ(port, 8000);
+  EXPECT_EQ(bytes, 1024u);
+  EXPECT_EQ(ratio, 0.5);
+  EXPECT_EQ(host, "localhost");
+  EXPECT_EQ(name, "whorl");
+  EXPECT_FALSE(verbose);
+  EXPECT_EQ(peers, std::vector<std::string>{"a.example"});
+}
+
+TEST(OwnedFlagsTest, NameSpaceValueAndNameEqualsValue) {
+  Flags flags("prog", "Owns its values.");
+  auto& port = flags.add("port", 8000, "TCP port to listen on");
+  auto& bytes = flags.add("bytes", uint64_t{1024}, "bytes to send");
+  auto& ratio = flags.add("ratio", 0.5, "share of requests to sample");
+  auto& host = flags.add("host", "localhost", "host to connect to");
+  auto& verbose = flags.add("verbose", false, "log every connection");
+  auto& color = flags.add("color", true, "colour the output");
+  auto& peers = flags.add("peer", std::vector<std::string>{"a.example"}, "a peer to contact");
+  Status s = parseWith(flags, {"--port", "8080", "--bytes=7", "--ratio", "0.25",
+                               "--host=example.org", "--verbose", "--color=false", "--peer", "x",
+                               "--peer=y", "rest"});
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_EQ(port, 8080);
+  EXPECT_EQ(bytes, 7u);
+  EXPECT_EQ(ratio, 0.25);
+  EXPECT_EQ(host, "example.org");
+  EXPECT_TRUE(verbose);
+  EXPECT_FALSE(color);
+  EXPECT_EQ(peers, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(flags.positional(), std::vector<std::string>{"rest"});
+
+  s = parseWith(flags, {"--port=9", "--host", "example.com", "--ratio=1e-3", "--bytes", "8"});
+  ASSERT_TRUE(s.isOk()) << s.message();
+  EXPECT_EQ(port, 9);
+  EXPECT_EQ(host, "example.com");
+  EXPECT_EQ(ratio, 1e-3);
+  EXPECT_EQ(bytes, 8u);
+  EXPECT_EQ(parseWith(flags, {"--port=x"}).message(), "--port: 'x' is not a valid number");
+}
+
+TEST(OwnedFlagsTest, ValuesStayPutAsMoreFlagsAreAdded) {
+  Flags flags("prog", "Owns its values.");
+  auto& first = flags.add("first", 1, "the first flag");
+  auto& text = flags.add("text", "t", "a string flag");
+  std::vector<int*> numbers;
+  for (int i = 0; i < 200; ++i) numbers.push_back(&flags.add("n" + std::to_string(i), i, "more"));
+  ASSERT_TRUE(parseWith(flags, {"--first", "11", "--text=changed", "--n150", "-3"}).isOk());
+  EXPECT_EQ(first, 11);
+  EXPECT_EQ(text, "changed");
+  EXPECT_EQ(*numbers[150], -3);
+  EXPECT_EQ(*numbers[199], 199);
+}
+
+TEST(OwnedFlagsTest, HelpShowsTheDefaults) {
+  Flags flags("prog", "Owns its values.");
+  (void)flags.add("port", 8000, "TCP port to listen on");
+  (void)flags.add("bytes", uint64_t{1024}, "bytes to send");
+  (void)flags.add("ratio", 0.5, "share of requests to sample");
+  (void)flags.add("host", "localhost", "host to connect to");
+  (void)flags.add("color", true, "colour the output");
+  (void)flags.add("peer", std::vector<std::string>{"a.example", "b.example"}, "a peer");
+  (void)flags.add("note", "", "free text");
+  int bound = 3;
+  flags.add("bound", &bound, "the pointer form still works");
+  ASSERT_TRUE(parseWith(flags, {"--port=1", "--bound=4"}).isOk());
+  EXPECT_EQ(bound, 4);
+  std::string u = flags.usage();
+  EXPECT_NE(usageLine(u, "port").find("TCP port to listen on (default: 8000)"), std::string::npos)
+      << u;
+  EXPECT_NE(usageLine(u, "bytes").find("(default: 1024)"), std::string::npos) << u;
+  EXPECT_NE(usageLine(u, "ratio").find("(default: 0.5)"), std::string::npos) << u;
+  EXPECT_NE(usageLine(u, "host").find("(default: localhost)"), std::string::npos) << u;
+  EXPECT_NE(usageLine(u, "color").find("(default: true)"), std::string::npos) << u;
+  EXPECT_NE(usageLine(u, "peer").find("(default: a.example,b.example)"), std::string::npos) << u;
+  EXPECT_EQ(usageLine(u, "note").find("(default:"), std::string::npos) << u;
+  EXPECT_NE(usageLine(u, "bound").find("(default: 3)"), std::string::npos) << u;
 }
 
 }  // namespace

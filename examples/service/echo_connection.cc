@@ -18,10 +18,7 @@ EchoConnection::EchoConnection(ServiceState& state, std::shared_ptr<const std::s
                                bool tls)
     : state_(state), listener_(std::move(listener)), tls_(tls) {}
 
-EchoConnection::~EchoConnection() {
-  idleTimer_.cancel();
-  releaseSlot();
-}
+EchoConnection::~EchoConnection() { releaseSlot(); }
 
 void EchoConnection::releaseSlot() {
   if (!slotHeld_) return;
@@ -31,10 +28,10 @@ void EchoConnection::releaseSlot() {
 
 void EchoConnection::connectionMade() {
   shard_ = currentShard();
-  start_ = lastInput_ = transport()->reactor().now();
+  start_ = transport()->reactor().now();
   state_.metrics.accepted.inc(shard_);
   state_.metrics.open.add(shard_, 1);
-  if (state_.limits.idleTimeout.count() > 0) armIdleTimer(state_.limits.idleTimeout);
+  if (state_.limits.idleTimeout.count() > 0) setTimeout(state_.limits.idleTimeout);
 }
 
 void EchoConnection::dataReceived(std::string_view data) {
@@ -42,7 +39,7 @@ void EchoConnection::dataReceived(std::string_view data) {
   bytesOut_ += data.size();
   state_.metrics.bytesReceived.inc(shard_, data.size());
   state_.metrics.bytesSent.inc(shard_, data.size());
-  if (state_.limits.idleTimeout.count() > 0) lastInput_ = transport()->reactor().now();
+  resetTimeout();  // stores the time; no timer work per read
   transport()->write(data);
 }
 
@@ -52,28 +49,14 @@ void EchoConnection::handshakeCompleted() {
   if (transport()->sessionResumed()) state_.metrics.handshakesResumed.inc(shard_);
 }
 
-// One timer per connection, re-armed only when it fires: data does not touch the timer, it only
-// moves lastInput_ (a timer reset per read would cost more than the echo itself).
-void EchoConnection::armIdleTimer(std::chrono::steady_clock::duration delay) {
-  idleTimer_ = transport()->reactor().callLater(delay, [this] { onIdleTimer(); });
-}
-
-void EchoConnection::onIdleTimer() {
-  auto idle = transport()->reactor().now() - lastInput_;
-  if (idle < state_.limits.idleTimeout) {
-    armIdleTimer(state_.limits.idleTimeout - idle);
-    return;
-  }
-  idleClosed_ = true;
-  transport()->loseConnection();
-}
+void EchoConnection::timeoutConnection() { transport()->loseConnection(); }
 
 void EchoConnection::connectionLost(const Status& reason) {
-  idleTimer_.cancel();
+  TimeoutMixin::connectionLost(reason);
   api::Transport* t = transport();
   std::string why = reason.message();
   std::string_view kind = closeKind(reason);
-  if (idleClosed_) {
+  if (timedOut()) {
     kind = "idle_timeout";
     why = "no data from the client for " +
           std::to_string(state_.limits.idleTimeout.count() / 1000.0).substr(0, 6) + " s";

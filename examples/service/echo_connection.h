@@ -22,6 +22,7 @@
 
 #include "examples/service/service_metrics.h"
 #include "framework/api/protocol.h"
+#include "framework/api/timeout_mixin.h"
 
 namespace whorl::service {
 
@@ -37,7 +38,7 @@ struct ServiceState {
   std::atomic<int64_t> lastRefusalLog{0};  // steady-clock seconds: refusals are logged once a second
 };
 
-class EchoConnection final : public api::Protocol {
+class EchoConnection final : public api::TimeoutMixin<> {
  public:
   EchoConnection(ServiceState& state, std::shared_ptr<const std::string> listener, bool tls);
   ~EchoConnection() override;
@@ -46,11 +47,10 @@ class EchoConnection final : public api::Protocol {
   void dataReceived(std::string_view data) override;
   void handshakeCompleted() override;
   void connectionLost(const Status& reason) override;
+  // The idle timeout: closes without the mixin's own log line (the connection's line says it).
+  void timeoutConnection() override;
 
  private:
-  void armIdleTimer(std::chrono::steady_clock::duration delay);
-  void onIdleTimer();
-
   ServiceState& state_;
   void releaseSlot();
 
@@ -59,13 +59,10 @@ class EchoConnection final : public api::Protocol {
   bool slotHeld_ = true;
   bool tls_;
   bool handshakeDone_ = false;
-  bool idleClosed_ = false;
   int shard_ = 0;
   uint64_t bytesIn_ = 0;
   uint64_t bytesOut_ = 0;
   std::chrono::steady_clock::time_point start_;
-  std::chrono::steady_clock::time_point lastInput_;
-  api::DelayedCall idleTimer_;
 };
 
 // Builds EchoConnections for one listener (its name is the endpoint string, for logs).

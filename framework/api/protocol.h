@@ -12,10 +12,11 @@
 //   Status why = co_await echo.whenLost();            // ok for a clean close, else the reason
 //
 // The transport owns the protocol: it is created by the factory for each connection, sees
-// connectionMade() once, any number of dataReceived(), exactly one connectionLost(reason), and is
-// destroyed right after. A ProtocolHandle never dangles: get() is null from the moment
-// connectionLost() returns. Handles and the protocol live on one shard (no atomics). Factories are
-// shared by all shards: buildProtocol() is called concurrently from every shard thread, so a
+// connectionMade() once, any number of dataReceived(), stopRequested(deadline) if the runtime
+// drains meanwhile, exactly one connectionLost(reason), and is destroyed right after. A
+// ProtocolHandle never dangles: get() is null from the moment connectionLost() returns. Handles
+// and the protocol live on one shard (no atomics). Factories are shared by all shards:
+// buildProtocol() is called concurrently from every shard thread, so a
 // factory must be thread-safe (forProtocol() is: it holds only copies of its constructor
 // arguments). Per-connection state belongs in the Protocol.
 #pragma once
@@ -24,10 +25,12 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "framework/api/deferred.h"
+#include "framework/api/reactor.h"
 #include "framework/api/transport.h"
 #include "framework/base/address.h"
 #include "framework/base/status.h"
@@ -60,6 +63,14 @@ class Protocol {
   // TLS connections only: the handshake finished; the peer's certificate and the negotiated
   // protocol are now known (see Transport). Writes made before this were queued and go out now.
   virtual void handshakeCompleted() {}
+  // The runtime started draining (runtime.stop(), SIGTERM): this connection may go on until
+  // `deadline`, when the drain closes it (loseConnection(), and a reset a second later if it is
+  // still open). Called once, on the connection's shard thread, in the loop turn the drain begins
+  // there, for every connection open at that moment: accepted and outgoing, TLS ones too (the TLS
+  // layer passes it on, also during the handshake). Not called if loseConnection() or
+  // abortConnection() came first, nor for connections made after the drain began. A protocol can
+  // send its goodbye here and call loseConnection(): what it wrote goes out before the close.
+  virtual void stopRequested(Reactor::Clock::time_point deadline) { (void)deadline; }
 
   // Flow control (Twisted's IPushProducer, with the transport as consumer): called when more
   // than the high-water mark of written bytes is unsent, and again once it drains below the
@@ -190,6 +201,14 @@ class Factory {
   // A new protocol for a connection with `peer`, or nullptr to refuse it (it is closed).
   virtual std::unique_ptr<Protocol> buildProtocol(const Address& peer) = 0;
 
+  // The runtime started draining and a listener of this factory stopped accepting; its open
+  // connections have until `deadline` (see Protocol::stopRequested). Called on each shard's thread,
+  // once per shard for every port listening with this factory (N shards: N calls, concurrently
+  // from N threads, so keep it thread-safe like buildProtocol()), in the same loop turn as that
+  // shard's connections are told, in no set order between them. Factories that wrap another
+  // (TLS) pass it on. Not called for ports stopped before the drain, nor for connecting factories.
+  virtual void stopRequested(Reactor::Clock::time_point deadline) { (void)deadline; }
+
   // buildProtocol() plus setting protocol->factory(); what transports call.
   std::unique_ptr<Protocol> build(const Address& peer) {
     auto p = buildProtocol(peer);
@@ -197,12 +216,29 @@ class Factory {
     return p;
   }
 
-  // A factory that builds P(args...) for every connection.
+  // A factory that builds P(args...) for every connection. It keeps copies of `args` and calls
+  // P's constructor with them (as const references) each time: P must derive from Protocol and
+  // have such a constructor, else compiling names both in words.
   template <typename P, typename... Args>
   static std::shared_ptr<Factory> forProtocol(Args... args);
 };
 
 namespace detail {
+// forProtocol<P>(args...)'s checks: a failing one prints this template with P and Args spelled
+// out ("ForProtocolCheck<Chat, int, const char*>") above the message.
+template <typename P, typename... Args>
+struct ForProtocolCheck {
+  static constexpr bool isProtocol = std::is_base_of_v<Protocol, P>;
+  static_assert(isProtocol,
+                "Factory::forProtocol<P>(args...): P does not derive from whorl::api::Protocol");
+  static constexpr bool constructible = std::is_constructible_v<P, const Args&...>;
+  static_assert(!isProtocol || constructible,
+                "Factory::forProtocol<P>(args...): P is not constructible from the given arguments "
+                "(no constructor P(const Args&...) for the types Args of this check; the "
+                "arguments are copied, so a string literal arrives as const char*)");
+  static constexpr bool value = isProtocol && constructible;
+};
+
 template <typename P, typename... Args>
 class ProtocolFactory final : public Factory {
  public:
@@ -218,7 +254,11 @@ class ProtocolFactory final : public Factory {
 
 template <typename P, typename... Args>
 std::shared_ptr<Factory> Factory::forProtocol(Args... args) {
-  return std::make_shared<detail::ProtocolFactory<P, Args...>>(std::move(args)...);
+  if constexpr (detail::ForProtocolCheck<P, Args...>::value) {
+    return std::make_shared<detail::ProtocolFactory<P, Args...>>(std::move(args)...);
+  } else {
+    return nullptr;  // not reached: the check above failed to compile (and said why)
+  }
 }
 
 }  // namespace whorl::api

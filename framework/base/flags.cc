@@ -88,6 +88,44 @@ void Flags::add(std::string name, std::vector<std::string>* values, std::string 
                     }});
 }
 
+template <typename T>
+T& Flags::addOwned(std::string name, T defaultValue, std::string help) {
+  auto value = std::make_shared<T>(std::move(defaultValue));
+  owned_.push_back(value);
+  add(std::move(name), value.get(), std::move(help));
+  return *value;
+}
+
+int& Flags::add(std::string name, int defaultValue, std::string help) {
+  return addOwned(std::move(name), defaultValue, std::move(help));
+}
+
+uint64_t& Flags::add(std::string name, uint64_t defaultValue, std::string help) {
+  return addOwned(std::move(name), defaultValue, std::move(help));
+}
+
+double& Flags::add(std::string name, double defaultValue, std::string help) {
+  return addOwned(std::move(name), defaultValue, std::move(help));
+}
+
+std::string& Flags::add(std::string name, std::string defaultValue, std::string help) {
+  return addOwned(std::move(name), std::move(defaultValue), std::move(help));
+}
+
+std::string& Flags::add(std::string name, const char* defaultValue, std::string help) {
+  return addOwned(std::move(name), std::string(defaultValue != nullptr ? defaultValue : ""),
+                  std::move(help));
+}
+
+bool& Flags::add(std::string name, bool defaultValue, std::string help) {
+  return addOwned(std::move(name), defaultValue, std::move(help));
+}
+
+std::vector<std::string>& Flags::add(std::string name, std::vector<std::string> defaultValues,
+                                     std::string help) {
+  return addOwned(std::move(name), std::move(defaultValues), std::move(help));
+}
+
 Flags::Flag* Flags::find(std::string_view name) {
   for (auto& f : flags_) {
     if (f.name == name) return &f;

@@ -1,20 +1,26 @@
 // Flags: the command-line parser every whorl program uses.
 //
-//   int port = 8000;
-//   std::string host = "localhost";
 //   Flags flags("echoclient", "Sends three lines to an echo server and prints the replies.");
-//   flags.add("port", &port, "port to connect to");
-//   flags.add("host", &host, "host to connect to");
+//   auto& port = flags.add("port", 8000, "port to connect to");             // int&
+//   auto& host = flags.add("host", "localhost", "host to connect to");      // std::string&
 //   flags.parseOrExit(argc, argv);   // --help prints the flags and exits 0; errors exit 2
+//   connect(host, port);
+//
+//   int shards = 0;                                  // or bind a variable of your own
+//   flags.add("shards", &shards, "reactor threads (0: one per CPU)");
 //
 // Every flag is accepted as `--name value` and `--name=value`; booleans as bare `--name` (true)
 // or `--name=false`.
 // Repeatable flags bind to a std::vector<std::string>. Arguments that are not flags are collected
-// in positional(). The Flags object holds pointers to the caller's variables; they must outlive it.
+// in positional(). add(name, default, help) keeps the value in the Flags object (at a fixed
+// address: adding more flags does not move it) and returns a reference valid while the Flags
+// object lives; add(name, &variable, help) holds a pointer to the caller's variable, which must
+// outlive it. Either way --help shows the default.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +39,16 @@ class Flags {
   void add(std::string name, std::string* value, std::string help);
   void add(std::string name, bool* value, std::string help);
   void add(std::string name, std::vector<std::string>* values, std::string help);
+  // The same flags with the value kept here, starting at `defaultValue`.
+  [[nodiscard]] int& add(std::string name, int defaultValue, std::string help);
+  [[nodiscard]] uint64_t& add(std::string name, uint64_t defaultValue, std::string help);
+  [[nodiscard]] double& add(std::string name, double defaultValue, std::string help);
+  [[nodiscard]] std::string& add(std::string name, std::string defaultValue, std::string help);
+  [[nodiscard]] std::string& add(std::string name, const char* defaultValue, std::string help);
+  [[nodiscard]] bool& add(std::string name, bool defaultValue, std::string help);
+  [[nodiscard]] std::vector<std::string>& add(std::string name,
+                                              std::vector<std::string> defaultValues,
+                                              std::string help);
   // Documents positional arguments in --help, e.g. "HOST [PORT]".
   void setPositionalHelp(std::string usage) { positionalHelp_ = std::move(usage); }
 
@@ -54,11 +70,14 @@ class Flags {
     std::function<Status(std::string_view)> set;
   };
   Flag* find(std::string_view name);
+  template <typename T>
+  T& addOwned(std::string name, T defaultValue, std::string help);
 
   std::string program_;
   std::string description_;
   std::string positionalHelp_;
   std::vector<Flag> flags_;
+  std::vector<std::shared_ptr<void>> owned_;  // the values of add(name, default, help)
   std::vector<std::string> positional_;
   bool helpRequested_ = false;
 };

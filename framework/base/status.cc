@@ -1,6 +1,17 @@
 #include "framework/base/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace whorl {
+
+namespace detail {
+void resultValueOnError(const Status& status) {
+  std::fprintf(stderr, "Result::value() on an error: %s\n", status.message().c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+}  // namespace detail
 
 Status Status::fromErrno(int errnum, std::string_view what) {
   std::string msg(what);

@@ -85,7 +85,14 @@ class [[nodiscard]] Status {
   std::unique_ptr<std::string> message_;
 };
 
+namespace detail {
+// What value() on an error does: prints "Result::value() on an error: <message>" to stderr and
+// aborts (a bug in the caller, who should have checked isOk()).
+[[noreturn]] void resultValueOnError(const Status& status);
+}  // namespace detail
+
 // A value or the Status saying why there is none. Never holds an ok Status without a value.
+// value(), * and -> on an error abort the process with the status message: check isOk() first.
 template <typename T>
 class [[nodiscard]] Result {
  public:
@@ -102,15 +109,27 @@ class [[nodiscard]] Result {
     static const Status kOk;
     return isOk() ? kOk : std::get<Status>(v_);
   }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
+  T& value() & { return *checked(); }
+  const T& value() const& { return *checked(); }
+  T&& value() && { return std::move(*checked()); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
  private:
+  // One branch on the ok path; no exceptions.
+  T* checked() {
+    T* v = std::get_if<T>(&v_);
+    if (v == nullptr) [[unlikely]] detail::resultValueOnError(*std::get_if<Status>(&v_));
+    return v;
+  }
+  const T* checked() const {
+    const T* v = std::get_if<T>(&v_);
+    if (v == nullptr) [[unlikely]] detail::resultValueOnError(*std::get_if<Status>(&v_));
+    return v;
+  }
+
   std::variant<T, Status> v_;
 };
 

@@ -166,6 +166,11 @@ void Listener::maybeClose() {
   for (auto& cb : callbacks) cb();
 }
 
-void Listener::onShutdown(ShutdownPhase) { stop({}); }
+void Listener::onShutdown(ShutdownPhase phase) {
+  if (phase == ShutdownPhase::kStopAccepting && !stopping_) {
+    factory_->stopRequested(shard_.drainDeadline());
+  }
+  stop({});
+}
 
 }  // namespace whorl::net

@@ -860,7 +860,9 @@ void TcpTransport::abortConnection() {
 void TcpTransport::onShutdown(ShutdownPhase phase) {
   switch (phase) {
     case ShutdownPhase::kStopAccepting:
-      break;  // open connections may finish on their own
+      // Open connections may finish on their own; the protocol learns when they will be closed.
+      if (state_ == State::kOpen && protocol_) protocol_->stopRequested(shard_.drainDeadline());
+      break;
     case ShutdownPhase::kClose:
       loseConnection();
       break;

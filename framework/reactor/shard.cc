@@ -179,8 +179,10 @@ void Shard::startStop(Clock::duration drain) {
     return;
   }
   stopping_ = true;
+  drainDeadline_ = Clock::now() + drain;
   shutdownResidents(Resident::ShutdownPhase::kStopAccepting);
-  callLater(drain, [this] {
+  // The close comes at the deadline the residents were told, however long telling them took.
+  callLater(drainDeadline_ - Clock::now(), [this] {
     shutdownResidents(Resident::ShutdownPhase::kClose);
     callLater(kCloseGrace, [this] { shutdownResidents(Resident::ShutdownPhase::kAbort); });
   });

@@ -53,7 +53,8 @@ class Resident {
  public:
   virtual ~Resident() = default;
   enum class ShutdownPhase {
-    kStopAccepting,  // the runtime is stopping: listeners close, connections may finish
+    kStopAccepting,  // the runtime is stopping: listeners close, connections may finish (both
+                     // tell the application: Factory/Protocol::stopRequested(drainDeadline()))
     kClose,          // the drain deadline passed: close gracefully (flush, then close)
     kAbort,          // a grace period later: close now
   };
@@ -125,6 +126,8 @@ class Shard final : public api::Reactor {
   void adopt(Resident* resident);                 // the shard now owns it
   void release(Resident* resident);               // freed at the end of this turn
   bool stopping() const { return stopping_; }
+  // Once stopping(): when the drain closes the connections still open (kClose).
+  Clock::time_point drainDeadline() const { return drainDeadline_; }
   size_t residentCount() const { return residentCount_; }
   ShardStats& stats() { return stats_; }
   Runtime* runtime() const { return runtime_; }
@@ -181,6 +184,7 @@ class Shard final : public api::Reactor {
   std::vector<Resident*> released_;
 
   bool stopping_ = false;
+  Clock::time_point drainDeadline_{};
   ShardStats stats_;
 };
 

@@ -588,6 +588,11 @@ void TlsLayer::connectionLost(const Status& reason) {
   if (app_->transport() != nullptr) app_->deliverConnectionLost(r);
 }
 
+void TlsLayer::stopRequested(api::Reactor::Clock::time_point deadline) {
+  if (lost_ || closing_ || aborted_ || !failure_.isOk() || app_->transport() == nullptr) return;
+  app_->stopRequested(deadline);
+}
+
 void TlsLayer::pauseProducing() {
   lowerPaused_ = true;
   app_->pauseProducing();

@@ -50,6 +50,8 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
   void connectionLost(const Status& reason) override;
   void pauseProducing() override;
   void resumeProducing() override;
+  // Passed on to the application unless it is closing already.
+  void stopRequested(api::Reactor::Clock::time_point deadline) override;
 
   api::Protocol* application() const { return app_.get(); }
   api::Transport* upper() { return &upper_; }
@@ -192,6 +194,9 @@ class TlsFactory final : public api::Factory {
              TlsLayerOptions options = {})
       : context_(std::move(context)), inner_(std::move(inner)), options_(std::move(options)) {}
   std::unique_ptr<api::Protocol> buildProtocol(const Address& peer) override;
+  void stopRequested(api::Reactor::Clock::time_point deadline) override {
+    inner_->stopRequested(deadline);
+  }
   const std::shared_ptr<api::Factory>& inner() const { return inner_; }
   // Thread-safe: accepting shards read the context while a reload replaces it.
   void setContext(std::shared_ptr<TlsContext> context) { context_.store(std::move(context)); }
