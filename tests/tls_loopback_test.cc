@@ -381,7 +381,7 @@ class ModeEcho : public RecordingEcho {
   using RecordingEcho::RecordingEcho;
   void handshakeCompleted() override {
     RecordingEcho::handshakeCompleted();
-    transport()->write("mode=" + transport()->tlsMode() + "\n");
+    transport()->write(std::string("mode=") + api::toString(transport()->tlsMode()) + "\n");
   }
 };
 

@@ -185,7 +185,7 @@ class Sender : public api::Protocol {
   Sender(const std::string* payload, std::shared_ptr<std::promise<Outcome>> done) : payload_(payload), done_(std::move(done)) {}
   void connectionMade() override { transport()->write(*payload_); }
   void dataReceived(std::string_view d) override {
-    if (out_.mode.empty()) out_.mode = transport()->tlsMode();
+    if (out_.mode.empty()) out_.mode = api::toString(transport()->tlsMode());
     out_.data.append(d);
     if (out_.data.size() >= payload_->size()) transport()->loseConnection();
   }
@@ -207,7 +207,7 @@ class Reader : public api::Protocol {
  public:
   explicit Reader(std::shared_ptr<std::promise<Outcome>> done) : done_(std::move(done)) {}
   void dataReceived(std::string_view d) override {
-    if (out_.mode.empty()) out_.mode = transport()->tlsMode();
+    if (out_.mode.empty()) out_.mode = api::toString(transport()->tlsMode());
     out_.data.append(d);
   }
   void connectionLost(const Status& r) override {

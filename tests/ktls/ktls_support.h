@@ -146,7 +146,7 @@ class ServerEcho : public api::Protocol {
   void dataReceived(std::string_view d) override {
     if (!reported_) {
       reported_ = true;
-      log_->mode(transport()->tlsMode());
+      log_->mode(api::toString(transport()->tlsMode()));
     }
     transport()->write(d);
     if (!closeOn_.empty() && d.find(closeOn_) != std::string_view::npos)
@@ -178,7 +178,7 @@ class ClientEcho : public api::Protocol {
   void resumeProducing() override {}
   void dataReceived(std::string_view d) override {
     if (r_.mode.empty()) {
-      r_.mode = transport()->tlsMode();
+      r_.mode = api::toString(transport()->tlsMode());
       r_.resumed = transport()->sessionResumed();
     }
     r_.echoed.append(d);
