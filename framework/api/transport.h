@@ -4,6 +4,7 @@
 //   void Echo::dataReceived(std::string_view data) { transport()->write(data); }
 //   transport()->loseConnection();   // flush what was written, then close
 //   transport()->abortConnection();  // close now, drop unsent bytes
+//   transport()->startTLS(options);  // options: a tls::TLSOptions, e.g. built from cert.options()
 //
 // Writes are buffered and sent once per loop turn. When more than the high-water mark is unsent,
 // the protocol's pauseProducing() is called; resumeProducing() follows below the low-water mark
@@ -58,11 +59,15 @@ struct StartTLSOptions {
   PipelinedInput pipelined = PipelinedInput::kAuto;
 };
 
-// A TLS configuration that can wrap a live connection (implemented by tls::TlsContext; api does
-// not depend on OpenSSL).
+// A TLS configuration that can wrap a live connection: what startTLS takes. Implemented in
+// framework/tls (api does not depend on OpenSSL); applications pass a tls::TLSOptions, which
+// converts to this.
 class TlsUpgrade {
  public:
   virtual ~TlsUpgrade() = default;
+  // Ok, or why this configuration cannot be used (building it failed: a bad cipher string, a key
+  // that does not match). startTLS returns that reason instead of starting.
+  virtual Status status() const { return Status::ok(); }
   // True for client options (optionsForClientTLS), false for server options.
   virtual bool actsAsClient() const = 0;
   // Puts `app` under a new TLS layer; the returned protocol goes below it on the transport.
@@ -126,7 +131,9 @@ class Transport {
   // Switches this live connection to TLS under the same protocol (Twisted's startTLS): no second
   // connectionMade, handshakeCompleted() when done, connectionLost(reason) if it fails. Bytes
   // written before the call go out first in clear; later writes are encrypted once the handshake
-  // completes. Errors: already TLS, roles that do not match the options, unsupported transport.
+  // completes. `tls` is a tls::TLSOptions (it converts): build it once, e.g. in the factory, and
+  // pass the same one to every connection. Errors: the options failed to build (their reason),
+  // already TLS, roles that do not match the options, unsupported transport.
   virtual Status startTLS(std::shared_ptr<const TlsUpgrade> tls, StartTLSOptions options = {}) {
     (void)tls;
     (void)options;

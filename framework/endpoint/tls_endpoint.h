@@ -4,14 +4,19 @@
 //   SSL4ServerEndpoint server(runtime, 8000, cert.options());
 //   auto port = server.listen(Factory::forProtocol<Echo>());   // TLS on every shard
 //
-//   auto options = tls::optionsForClientTLS("example.com", tls::trustRootFromCertificates({ca}));
-//   SSL4ClientEndpoint client(runtime.shard(0), "localhost", 8000, options.value());
+//   SSL4ClientEndpoint client(runtime.shard(0), "localhost", 8000,
+//                             tls::optionsForClientTLS("example.com", authority));
 //   client.connect(factory, [](Result<Protocol*> p) { /* after the handshake, or why not */ });
+//
+// All four take tls::TLSOptions, the type Transport::startTLS takes too: a certificate's
+// options() converts to it (building the context there, once, shared by all shards and
+// connections), and optionsForClientTLS returns it. Options whose build failed are reported by
+// listen() (its result) and connect() (its callback, on the endpoint's shard); so are server
+// options given to a client endpoint and client options given to a server endpoint.
 //
 // Unlike Twisted's, the client's connect result fires after the handshake by default (so a
 // verification failure is a failed connect, not a later connectionLost); set
-// waitForHandshake=false to get it at TCP connect time. The server context is built once in
-// listen() and shared by all shards; configuration errors are returned there.
+// waitForHandshake=false to get it at TCP connect time.
 #pragma once
 
 #include <memory>
@@ -24,14 +29,14 @@ namespace whorl::endpoint {
 
 class SSL4ServerEndpoint final : public ServerEndpoint {
  public:
-  SSL4ServerEndpoint(reactor::Runtime& runtime, uint16_t port, tls::CertificateOptions options,
+  SSL4ServerEndpoint(reactor::Runtime& runtime, uint16_t port, tls::TLSOptions options,
                      TcpServerOptions tcp = {}, int family = AF_INET);
   Result<std::unique_ptr<ListeningPort>> listen(std::shared_ptr<api::Factory> factory) override;
 
  private:
   reactor::Runtime& runtime_;
   uint16_t port_;
-  tls::CertificateOptions options_;
+  tls::TLSOptions options_;
   TcpServerOptions tcp_;
   int family_;
 };
@@ -43,7 +48,7 @@ struct TlsClientConnectOptions {
 class SSL4ClientEndpoint final : public ClientEndpoint {
  public:
   SSL4ClientEndpoint(reactor::Shard& shard, std::string host, uint16_t port,
-                     tls::ClientTLSOptions options, TcpClientOptions tcp = {},
+                     tls::TLSOptions options, TcpClientOptions tcp = {},
                      TlsClientConnectOptions connect = {});
   void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done) override;
 
@@ -51,7 +56,7 @@ class SSL4ClientEndpoint final : public ClientEndpoint {
   reactor::Shard& shard_;
   std::string host_;
   uint16_t port_;
-  tls::ClientTLSOptions options_;
+  tls::TLSOptions options_;
   TcpClientOptions tcp_;
   TlsClientConnectOptions connect_;
 };
@@ -59,10 +64,10 @@ class SSL4ClientEndpoint final : public ClientEndpoint {
 // Twisted's reactor.listenSSL / connectSSL conveniences.
 Result<std::unique_ptr<ListeningPort>> listenSSL(reactor::Runtime& runtime, uint16_t port,
                                                  std::shared_ptr<api::Factory> factory,
-                                                 tls::CertificateOptions options,
+                                                 tls::TLSOptions options,
                                                  std::string interface = "");
 void connectSSL(reactor::Shard& shard, std::string host, uint16_t port,
-                std::shared_ptr<api::Factory> factory, tls::ClientTLSOptions options,
+                std::shared_ptr<api::Factory> factory, tls::TLSOptions options,
                 ConnectCallback done);
 
 }  // namespace whorl::endpoint

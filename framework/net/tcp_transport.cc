@@ -760,6 +760,8 @@ void TcpTransport::onTurnEnd() {
 Status TcpTransport::startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
                               api::StartTLSOptions options) {
   if (!tls) return Status::invalidArgument("startTLS: no TLS options");
+  // Options whose build failed (tls::TLSOptions keeps the reason): say why, change nothing.
+  if (Status built = tls->status(); !built.isOk()) return built;
   if (state_ != State::kOpen) {
     return Status::invalidArgument("startTLS: the connection is already closing");
   }

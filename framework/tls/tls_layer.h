@@ -1,9 +1,9 @@
 // TlsLayer: TLS over any Transport (Twisted's TLSMemoryBIOProtocol).
 //
 //   // Server side: wrap the application's factory; each connection becomes TCP -> TLS -> app.
-//   auto context = cert.options().context().value();
+//   TLSOptions options = cert.options();
 //   auto app = Factory::forProtocol<Echo>();
-//   auto tlsFactory = std::make_shared<TlsFactory>(context, app);
+//   auto tlsFactory = std::make_shared<TlsFactory>(options.context(), app);
 //   TCP4ServerEndpoint(runtime, 8000).listen(tlsFactory);   // what SSL4ServerEndpoint does
 //
 // To the transport below, a TlsLayer is the Protocol; to the application protocol above, it is

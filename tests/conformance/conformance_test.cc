@@ -50,10 +50,10 @@ std::shared_ptr<tls::TlsContext> serverContext(Kind k) {
   return *o.context();
 }
 
-tls::ClientTLSOptions clientOptions(Kind k) {
+tls::TLSOptions clientOptions(Kind k) {
   tls::ClientTLSExtras e;
   e.ktls = ktlsFor(k);
-  return *tls::optionsForClientTLS(
+  return tls::optionsForClientTLS(
       "localhost", tls::trustRootFromCertificates({*tls::Certificate::loadPEMFile(cert("test/ca.pem"))}), {},
       {}, e);
 }
@@ -162,9 +162,9 @@ class ConformanceTest : public ::testing::TestWithParam<Kind> {
     Kind k = GetParam();
     std::shared_ptr<api::Factory> client = f;
     if (k == Kind::kTls || k == Kind::kKernelTls) {
-      client = std::make_shared<tls::TlsFactory>(clientOptions(k).context, f);
+      client = std::make_shared<tls::TlsFactory>(clientOptions(k).context(), f);
     } else if (k == Kind::kStartTls || k == Kind::kStartTlsKernel) {
-      client = std::make_shared<WrapFactory>(f, clientOptions(k).context, true);
+      client = std::make_shared<WrapFactory>(f, clientOptions(k).context(), true);
     }
     endpoint::TCP4ClientEndpoint(rt_->shard(1), "127.0.0.1", port).connect(client, [](Result<api::Protocol*>) {});
   }

@@ -234,7 +234,7 @@ TEST_P(KtlsStartTLS, UpgradedConnectionEndsInKernelTls) {
   auto before = tlsStat();
   auto serverCtx = serverOptions(c, tls::KtlsMode::kRequire).context();
   ASSERT_TRUE(serverCtx.isOk()) << serverCtx.status().message();
-  auto clientCtx = clientOptions(c, tls::KtlsMode::kRequire).context;
+  auto clientCtx = clientOptions(c, tls::KtlsMode::kRequire).context();
   StartTlsLog log;
   endpoint::TcpServerOptions tcp;
   tcp.interface = "127.0.0.1";

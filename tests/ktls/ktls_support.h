@@ -208,7 +208,7 @@ class KtlsBase : public ::testing::Test {
     o.ktls = mode;
     return o;
   }
-  static tls::ClientTLSOptions clientOptions(const Case& c, tls::KtlsMode mode) {
+  static tls::TLSOptions clientOptions(const Case& c, tls::KtlsMode mode) {
     tls::ClientTLSExtras e;
     e.lowerMaximumSecurityTo = c.version;
     e.ktls = mode;
@@ -217,7 +217,7 @@ class KtlsBase : public ::testing::Test {
         tls::trustRootFromCertificates({*tls::Certificate::loadPEMFile(cert("test/ca.pem"))}), {},
         {}, e);
     EXPECT_TRUE(o.isOk()) << o.status().message();
-    return *o;
+    return o;
   }
 
  protected:
@@ -257,7 +257,7 @@ class KtlsBase : public ::testing::Test {
     ports_.push_back(std::move(p.value()));
     return ports_.back()->getHost().port();
   }
-  ClientResult echo(uint16_t port, tls::ClientTLSOptions o, const std::string& payload) {
+  ClientResult echo(uint16_t port, tls::TLSOptions o, const std::string& payload) {
     auto done = std::make_shared<std::promise<ClientResult>>();
     auto connected = std::make_shared<std::promise<Status>>();
     endpoint::SSL4ClientEndpoint(rt_->shard(0), "127.0.0.1", port, o)
@@ -283,9 +283,9 @@ class KtlsBase : public ::testing::Test {
 // send (corrupted records, KeyUpdate) and to see exactly what arrives (close_notify).
 class RawClient {
  public:
-  RawClient(uint16_t port, tls::ClientTLSOptions o) {
+  RawClient(uint16_t port, tls::TLSOptions o) {
     fd_ = testutil::connectTo(port);
-    session_ = std::move(tls::TlsSession::create(o.context).value());
+    session_ = std::move(tls::TlsSession::create(o.context()).value());
   }
   ~RawClient() {
     if (fd_ >= 0) close(fd_);

@@ -81,7 +81,7 @@ std::shared_ptr<TlsContext> clientContext(const std::string& hostname,
   auto c = optionsForClientTLS(hostname, trust ? *trust : testRoot(), std::move(clientCert),
                                std::move(protocols), extras);
   EXPECT_TRUE(c.isOk()) << c.status().message();
-  return c.isOk() ? c->context : nullptr;
+  return c.context();
 }
 
 ClientTLSExtras maxVersion(TLSVersion v) {
@@ -613,7 +613,7 @@ TEST_F(TlsLayerTest, PlatformTrustFromSslCertFile) {
     unsetenv("SSL_CERT_FILE");
   }
   ASSERT_TRUE(opts.isOk()) << opts.status().message();
-  Connection c = run(opts->context, serverContext());
+  Connection c = run(opts.context(), serverContext());
   EXPECT_TRUE(c.bothConnected()) << reasonOf(c.client);
 }
 
