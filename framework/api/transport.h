@@ -65,8 +65,9 @@ struct StartTLSOptions {
 class TlsUpgrade {
  public:
   virtual ~TlsUpgrade() = default;
-  // Ok, or why this configuration cannot be used (building it failed: a bad cipher string, a key
-  // that does not match). startTLS returns that reason instead of starting.
+  // Ok, or why this configuration cannot be used (building it failed: a key that does not match
+  // its certificate, ciphers that leave none for the allowed versions). startTLS returns that
+  // reason instead of starting.
   virtual Status status() const { return Status::ok(); }
   // True for client options (optionsForClientTLS), false for server options.
   virtual bool actsAsClient() const = 0;
