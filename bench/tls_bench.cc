@@ -149,7 +149,7 @@ Result<std::shared_ptr<TlsContext>> clientContext(TLSVersion maximum, bool resum
   auto options = whorl::tls::optionsForClientTLS(
       "localhost", whorl::tls::trustRootFromCertificates({*ca}), std::nullopt, {}, extras);
   if (!options) return options.status();
-  return options->context;
+  return options.context();
 }
 
 // ---- Moving bytes between the two sessions ------------------------------------------------------

@@ -99,8 +99,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "alpn_client: %s\n", authority.status().message().c_str());
     return 1;
   }
-  auto options = tls::optionsForClientTLS(hostname, tls::trustRootFromCertificates({*authority}),
-                                          std::nullopt, splitProtocols(protocols));
+  tls::TLSOptions options =
+      tls::optionsForClientTLS(hostname, *authority, std::nullopt, splitProtocols(protocols));
   if (!options) {
     std::fprintf(stderr, "alpn_client: %s\n", options.status().message().c_str());
     return 1;
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   int exitCode = 0;
   reactor::Runtime runtime({.shards = 1});
   endpoint::SSL4ClientEndpoint endpoint(runtime.shard(0), host, static_cast<uint16_t>(port),
-                                        *options);
+                                        options);
   endpoint.connect(api::Factory::forProtocol<BasicH2Request>(&exitCode),
                    [&](Result<api::Protocol*> p) {
                      if (!p) {

@@ -137,7 +137,7 @@ class Mailbox {
 
 struct SmtpConfig {
   std::string hostname;
-  std::shared_ptr<tls::TlsContext> tls;
+  tls::TLSOptions tls;
   bool requireTls = false;
   size_t maxSize = 10 * 1024 * 1024;
   std::shared_ptr<Mailbox> mailbox;
@@ -467,14 +467,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "smtp_starttls: %s\n", cert.status().message().c_str());
     return 1;
   }
-  auto context = cert->options().context();
-  if (!context) {
-    std::fprintf(stderr, "smtp_starttls: %s\n", context.status().message().c_str());
+  tls::TLSOptions options = cert->options();
+  if (!options) {
+    std::fprintf(stderr, "smtp_starttls: %s\n", options.status().message().c_str());
     return 1;
   }
   auto config = std::make_shared<SmtpConfig>();
   config->hostname = hostname;
-  config->tls = *context;
+  config->tls = options;
   config->requireTls = requireTls;
   config->maxSize = static_cast<size_t>(maxSize);
   config->mailbox = std::make_shared<Mailbox>(hostname, maildir);

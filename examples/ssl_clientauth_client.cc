@@ -47,8 +47,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ssl_clientauth_client: %s\n", authority.status().message().c_str());
     return 1;
   }
-  auto options = tls::optionsForClientTLS(hostname, tls::trustRootFromCertificates({*authority}),
-                                          *clientCertificate);
+  tls::TLSOptions options = tls::optionsForClientTLS(hostname, *authority, *clientCertificate);
   if (!options) {
     std::fprintf(stderr, "ssl_clientauth_client: %s\n", options.status().message().c_str());
     return 1;
@@ -59,7 +58,7 @@ int main(int argc, char** argv) {
   endpoint::TlsClientConnectOptions connectOptions;
   connectOptions.waitForHandshake = false;
   endpoint::SSL4ClientEndpoint endpoint(runtime.shard(0), host, static_cast<uint16_t>(port),
-                                        *options, {}, connectOptions);
+                                        options, {}, connectOptions);
   endpoint.connect(api::Factory::forProtocol<examples::EchoClient>(&exitCode),
                    [&](Result<api::Protocol*> p) {
                      if (!p) {

@@ -21,7 +21,7 @@ namespace {
 
 class StartTLSClient : public api::LineReceiver {
  public:
-  StartTLSClient(std::shared_ptr<tls::TlsContext> options, int* exitCode)
+  StartTLSClient(tls::TLSOptions options, int* exitCode)
       : options_(std::move(options)), exitCode_(exitCode) {}
 
   void connectionMade() override {
@@ -52,7 +52,7 @@ class StartTLSClient : public api::LineReceiver {
   }
 
  private:
-  std::shared_ptr<tls::TlsContext> options_;
+  tls::TLSOptions options_;
   int* exitCode_;
   bool secured_ = false;
 };
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "starttls_client: %s\n", authority.status().message().c_str());
     return 1;
   }
-  auto options = tls::optionsForClientTLS("example.com", tls::trustRootFromCertificates({*authority}));
+  tls::TLSOptions options = tls::optionsForClientTLS("example.com", *authority);
   if (!options) {
     std::fprintf(stderr, "starttls_client: %s\n", options.status().message().c_str());
     return 1;
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   int exitCode = 0;
   reactor::Runtime runtime({.shards = 1});
   endpoint::HostnameEndpoint endpoint(runtime.shard(0), host, static_cast<uint16_t>(port));
-  endpoint.connect(api::Factory::forProtocol<StartTLSClient>(options->context, &exitCode),
+  endpoint.connect(api::Factory::forProtocol<StartTLSClient>(options, &exitCode),
                    [&](Result<api::Protocol*> p) {
                      if (!p) {
                        std::printf("connection failed: %s\n", p.status().message().c_str());

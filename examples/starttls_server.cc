@@ -24,7 +24,7 @@ namespace {
 
 class TLSServer : public api::LineReceiver {
  public:
-  explicit TLSServer(std::shared_ptr<tls::TlsContext> options) : options_(std::move(options)) {}
+  explicit TLSServer(tls::TLSOptions options) : options_(std::move(options)) {}
 
   void lineReceived(std::string_view line) override {
     std::printf("received: %.*s\n", static_cast<int>(line.size()), line.data());
@@ -44,7 +44,7 @@ class TLSServer : public api::LineReceiver {
   }
 
  private:
-  std::shared_ptr<tls::TlsContext> options_;
+  tls::TLSOptions options_;
 };
 
 }  // namespace
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "starttls_server: %s\n", cert.status().message().c_str());
     return 1;
   }
-  auto options = cert->options().context();  // factory.options = cert.options()
+  tls::TLSOptions options = cert->options();  // factory.options = cert.options()
   if (!options) {
     std::fprintf(stderr, "starttls_server: %s\n", options.status().message().c_str());
     return 1;
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   endpoint::TcpServerOptions so;
   so.interface = interface;
   auto listening = endpoint::TCP4ServerEndpoint(runtime, static_cast<uint16_t>(port), so)
-                       .listen(api::Factory::forProtocol<TLSServer>(*options));
+                       .listen(api::Factory::forProtocol<TLSServer>(options));
   if (!listening) {
     std::fprintf(stderr, "starttls_server: %s\n", listening.status().message().c_str());
     return 1;

@@ -93,7 +93,7 @@ Result<uint16_t> listenTls(Shard& shard, std::shared_ptr<api::Factory> factory) 
   return n;
 }
 
-Result<tls::ClientTLSOptions> clientOptions(const std::string& ca,
+tls::TLSOptions clientOptions(const std::string& ca,
                                             std::chrono::milliseconds handshakeTimeout = 10s) {
   auto authority = tls::Certificate::loadPEMFile(cert(ca));
   if (!authority) return authority.status();
@@ -167,7 +167,7 @@ TEST(Connect, TlsVerifyFailureFailsTheConnectOnlyNotConnectionLost) {
         auto options = clientOptions("test/other-ca.pem");  // not the server's authority
         if (!options) co_return options.status();
         auto client = co_await endpoint::connectProtocol<Client>(
-            endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, *options), &seen);
+            endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, options), &seen);
         ++reports;
         EXPECT_FALSE(client.isOk());
         EXPECT_EQ(client.status().code(), Status::Code::kTls);
@@ -195,7 +195,7 @@ TEST(Connect, CallbackFormReportsAFailedHandshakeOnce) {
         auto options = clientOptions("test/other-ca.pem");
         if (!options) co_return options.status();
         Deferred<void> done;
-        endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, *options)
+        endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, options)
             .connect(api::Factory::forProtocol<Client>(&seen),
                      [&, done](Result<api::Protocol*> p) mutable {
                        ++reports;
@@ -224,7 +224,7 @@ TEST(Connect, HandshakeTimeoutFailsOnce) {
         auto options = clientOptions("test/ca.pem", 100ms);
         if (!options) co_return options.status();
         auto client = co_await endpoint::connectProtocol<Client>(
-            endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, *options), &seen);
+            endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, options), &seen);
         ++reports;
         EXPECT_EQ(client.status().code(), Status::Code::kTimeout) << client.status().message();
         EXPECT_NE(client.status().message().find("TLS handshake timed out"), std::string::npos);
@@ -248,7 +248,7 @@ TEST(Connect, SuccessThenTheFailureGoesToConnectionLostOnly) {
         auto options = clientOptions("test/ca.pem");
         if (!options) co_return options.status();
         auto client = co_await endpoint::connectProtocol<Client>(
-            endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, *options), &seen);
+            endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, options), &seen);
         ++reports;
         if (!client) co_return client.status();
         EXPECT_EQ(seen.made, 1);        // connectionMade came before the result...
@@ -309,7 +309,7 @@ TEST(Connect, CancellingDuringTheHandshakeStopsTheAttempt) {
         if (!options) co_return options.status();
         // addTimeout cancels the connect (TCP is up, the handshake stalls) and reports kTimeout.
         auto client = co_await endpoint::connectProtocol<Client>(
-                          endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, *options), &seen)
+                          endpoint::SSL4ClientEndpoint(reactor, "localhost", *port, options), &seen)
                           .addTimeout(50ms, reactor);
         EXPECT_EQ(client.status().code(), Status::Code::kTimeout);
         EXPECT_EQ(client.status().message(), "timed out after 50 ms");

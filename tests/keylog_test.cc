@@ -53,7 +53,7 @@ TEST(KeylogTest, WritesNssKeyLogLinesWhenAskedTo) {
   auto client = optionsForClientTLS(
       "localhost", trustRootFromCertificates({*Certificate::loadPEMFile(cert("test/ca.pem"))}));
   ASSERT_TRUE(client.isOk()) << client.status().message();
-  auto cs = TlsSession::create(client->context);
+  auto cs = TlsSession::create(client.context());
   auto ss = TlsSession::create(*server);
   ASSERT_TRUE(cs.isOk() && ss.isOk());
   handshake(**cs, **ss);

@@ -111,7 +111,7 @@ TEST_P(KtlsKeysTest, DerivedKeysDecryptTheNextRecordBothWays) {
       "localhost", trustRootFromCertificates({*Certificate::loadPEMFile(cert("test/ca.pem"))}), {}, {},
       extras);
   ASSERT_TRUE(client.isOk());
-  auto cs = std::move(TlsSession::create(client->context).value());
+  auto cs = std::move(TlsSession::create(client.context()).value());
   auto ss = std::move(TlsSession::create(*server).value());
   bool cdone = false, sdone = false;
   ASSERT_TRUE(cs->advanceHandshake(&cdone).isOk());
@@ -189,7 +189,7 @@ TEST(KtlsKeysTest, CbcCiphersAreNotOffloadable) {
   auto client = optionsForClientTLS(
       "localhost", trustRootFromCertificates({*Certificate::loadPEMFile(cert("test/ca.pem"))}), {}, {}, extras);
   ASSERT_TRUE(client.isOk()) << client.status().message();
-  auto cs = std::move(TlsSession::create(client->context).value());
+  auto cs = std::move(TlsSession::create(client.context()).value());
   auto ss = std::move(TlsSession::create(*server).value());
   bool cdone = false, sdone = false;
   ASSERT_TRUE(cs->advanceHandshake(&cdone).isOk());

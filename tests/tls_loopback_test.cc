@@ -256,7 +256,7 @@ std::unique_ptr<Subprocess> startSServer(uint16_t port, std::vector<std::string>
   return p;
 }
 
-std::string whorlClient(reactor::Runtime& rt, uint16_t port, tls::ClientTLSOptions options) {
+std::string whorlClient(reactor::Runtime& rt, uint16_t port, tls::TLSOptions options) {
   auto done = std::make_shared<std::promise<std::string>>();
   auto connected = std::make_shared<std::promise<Status>>();
   endpoint::SSL4ClientEndpoint client(rt.shard(0), "localhost", port, options);
@@ -282,7 +282,7 @@ TEST_F(TlsLoopbackTest, WhorlClientAgainstOpenSslServer) {
     auto server = startSServer(port, {v});
     auto options = tls::optionsForClientTLS("localhost", testCa());
     ASSERT_TRUE(options.isOk()) << options.status().message();
-    std::string got = whorlClient(*runtime_, port, *options);
+    std::string got = whorlClient(*runtime_, port, options);
     EXPECT_NE(got.find("lrohw"), std::string::npos) << got << server->output();
     EXPECT_NE(got.find(v == "-tls1_3" ? "version=TLSv1.3" : "version=TLSv1.2"), std::string::npos) << got;
   }
@@ -305,9 +305,88 @@ TEST_F(TlsLoopbackTest, WhorlClientCertificateAndAlpnAgainstOpenSslServer) {
   ASSERT_EQ(full->chain().size(), 1u);
   auto options = tls::optionsForClientTLS("localhost", testCa(), *full, {"http/1.1", "h2"});
   ASSERT_TRUE(options.isOk()) << options.status().message();
-  std::string got = whorlClient(*runtime_, port, *options);
+  std::string got = whorlClient(*runtime_, port, options);
   EXPECT_NE(got.find("lrohw"), std::string::npos) << got << "\n" << server->output();
   EXPECT_NE(got.find("alpn=h2"), std::string::npos) << got;
+}
+
+// --- the options Twisted users pass, straight: cert.options(), a Certificate as trust root ---
+
+std::string readText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST_F(TlsLoopbackTest, ListenSslTakesACertificatesOptions) {
+  // Key, certificate and intermediate in one PEM: options() presents the chain.
+  auto pc = tls::PrivateCertificate::loadPEM(readText(cert("test/localhost.pem")) +
+                                             readText(cert("test/intermediate.pem")));
+  ASSERT_TRUE(pc.isOk()) << pc.status().message();
+  auto factory = api::Factory::forProtocol<RecordingEcho>(&journal_);
+  auto port = endpoint::listenSSL(*runtime_, 0, factory, pc->options(), "127.0.0.1");
+  ASSERT_TRUE(port.isOk()) << port.status().message();
+  std::string out = sClientEcho((*port)->getHost().port(), {}, "straight from options()");
+  EXPECT_NE(out.find("straight from options()"), std::string::npos) << out;
+}
+
+TEST_F(TlsLoopbackTest, ListenReportsOptionsThatFailedToBuildAndClientOptions) {
+  // No TLS 1.2 cipher while only TLS 1.2 is allowed: the build fails; listen says why.
+  auto broken = serverOptions();
+  broken.acceptableCiphers = *tls::AcceptableCiphers::fromOpenSSLCipherString("");
+  broken.lowerMaximumSecurityTo = tls::TLSVersion::TLSv1_2;
+  auto factory = api::Factory::forProtocol<RecordingEcho>(&journal_);
+  auto port = endpoint::listenSSL(*runtime_, 0, factory, broken, "127.0.0.1");
+  ASSERT_FALSE(port.isOk());
+  EXPECT_EQ(port.status().message(),
+            "acceptableCiphers selects no TLS 1.2 cipher but TLS 1.3 is not allowed");
+  // Client options cannot serve.
+  endpoint::TcpServerOptions tcp;
+  tcp.interface = "127.0.0.1";
+  tls::TLSOptions clientOptions = tls::optionsForClientTLS("localhost", testCa());
+  auto client = endpoint::SSL4ServerEndpoint(*runtime_, 0, clientOptions, tcp).listen(factory);
+  ASSERT_FALSE(client.isOk());
+  EXPECT_NE(client.status().message().find("needs server options"), std::string::npos)
+      << client.status().message();
+}
+
+TEST_F(TlsLoopbackTest, ConnectReportsOptionsThatFailedToBuildAndServerOptions) {
+  uint16_t port = listen(serverOptions());
+  EXPECT_EQ(whorlClient(*runtime_, port, tls::optionsForClientTLS("", testCa())),
+            "connect failed: optionsForClientTLS needs a hostname");
+  std::string got = whorlClient(*runtime_, port, serverOptions());
+  EXPECT_NE(got.find("connect failed: a TLS client needs client options"), std::string::npos) << got;
+}
+
+TEST_F(TlsLoopbackTest, WhorlClientTrustsACertificateOrAVectorOfThem) {
+  auto ca = tls::Certificate::loadPEMFile(cert("test/ca.pem"));
+  auto other = tls::Certificate::loadPEMFile(cert("test/other-ca.pem"));
+  ASSERT_TRUE(ca.isOk() && other.isOk());
+  uint16_t port = freePort();
+  auto server = startSServer(port, {});
+  struct Case {
+    const char* name;
+    tls::TLSOptions options;
+    bool verifies;
+  };
+  const Case cases[] = {
+      {"the authority", tls::optionsForClientTLS("localhost", *ca), true},
+      {"a vector holding it", tls::optionsForClientTLS("localhost", std::vector{*other, *ca}), true},
+      {"another authority", tls::optionsForClientTLS("localhost", *other), false},
+      {"a vector without it", tls::optionsForClientTLS("localhost", std::vector{*other}), false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ASSERT_TRUE(c.options.isOk()) << c.options.status().message();
+    std::string got = whorlClient(*runtime_, port, c.options);
+    if (c.verifies) {
+      EXPECT_NE(got.find("lrohw"), std::string::npos) << got << server->output();
+    } else {
+      EXPECT_EQ(got.rfind("connect failed: ", 0), 0u) << got;
+      EXPECT_NE(got.find("certificate verify failed: unknown authority"), std::string::npos) << got;
+    }
+  }
 }
 
 // --- hostile and broken clients; the server keeps serving ---
@@ -381,7 +460,7 @@ class ModeEcho : public RecordingEcho {
   using RecordingEcho::RecordingEcho;
   void handshakeCompleted() override {
     RecordingEcho::handshakeCompleted();
-    transport()->write("mode=" + transport()->tlsMode() + "\n");
+    transport()->write(std::string("mode=") + api::toString(transport()->tlsMode()) + "\n");
   }
 };
 
@@ -416,7 +495,7 @@ TEST_F(TlsLoopbackTest, KernelTlsRequireFailsClearlyWhereTheKernelLacksIt) {
   auto options = tls::optionsForClientTLS("localhost", testCa(), {}, {}, extras);
   ASSERT_TRUE(options.isOk());
   uint16_t plain = listen(serverOptions());
-  std::string got = whorlClient(*runtime_, plain, *options);
+  std::string got = whorlClient(*runtime_, plain, options);
   EXPECT_NE(got.find("ktls=require"), std::string::npos) << got;
 }
 

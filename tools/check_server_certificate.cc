@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
     }
     trustRoot = *platform;
   }
-  auto options = tls::optionsForClientTLS(hostname, trustRoot);
+  tls::TLSOptions options = tls::optionsForClientTLS(hostname, trustRoot);
   if (!options) {
     std::fprintf(stderr, "check_server_certificate: %s\n", options.status().message().c_str());
     return 2;
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   endpoint::TcpClientOptions tcp;
   tcp.timeout = std::chrono::milliseconds(static_cast<long>(timeout * 1000));
   endpoint::SSL4ClientEndpoint endpoint(runtime.shard(0), host, static_cast<uint16_t>(port),
-                                        *options, tcp, {.waitForHandshake = false});
+                                        options, tcp, {.waitForHandshake = false});
   endpoint.connect(api::Factory::forProtocol<ShowCertificate>(&exitCode),
                    [&](Result<api::Protocol*> p) {
                      if (!p) {

@@ -75,7 +75,7 @@ void EchoConnection::connectionLost(const Status& reason) {
     std::string version = tls_ ? t->tlsVersion() : "";
     std::string cipher = tls_ ? t->cipher() : "";
     // No record crypto ran for a handshake that never finished.
-    std::string mode = !tls_ ? "plain" : handshakeDone_ ? t->tlsMode() : "";
+    std::string mode = !tls_ ? "plain" : handshakeDone_ ? api::toString(t->tlsMode()) : "";
     std::string alpn = tls_ ? t->negotiatedProtocol().value_or("") : "";
     // Names and numbers only: never key material or application bytes.
     log::event(log::Level::kInfo, "connection closed",

@@ -4,10 +4,24 @@
 
 #include <string>
 
+#include "framework/api/lower_transport.h"
+
 namespace whorl::api {
 
-void Transport::readFile(int fd, uint64_t offset, size_t length,
-                         std::function<void(Result<std::string_view>)> done) {
+const char* toString(TlsMode mode) {
+  switch (mode) {
+    case TlsMode::kNone: return "";
+    case TlsMode::kUserspace: return "userspace";
+    case TlsMode::kKernelTx: return "kernel TX";
+    case TlsMode::kKernelTxRx: return "kernel TX+RX";
+  }
+  return "";
+}
+
+LowerTransport* lowerTransportOf(Transport& transport) { return transport.lower(); }
+
+void readFileBlocking(int fd, uint64_t offset, size_t length,
+                      std::function<void(Result<std::string_view>)> done) {
   std::string buf(length, '\0');
   ssize_t n = pread(fd, buf.data(), length, static_cast<off_t>(offset));
   if (n < 0) {
@@ -23,7 +37,7 @@ void Transport::sendFile(int fd, uint64_t offset, uint64_t length,
     size_t chunk = length < 65536 ? static_cast<size_t>(length) : 65536;
     Status failed;
     bool eof = false;
-    readFile(fd, offset, chunk, [&](Result<std::string_view> r) {
+    readFileBlocking(fd, offset, chunk, [&](Result<std::string_view> r) {
       if (!r) {
         failed = r.status();
       } else if (r->empty()) {

@@ -347,10 +347,10 @@ Result<std::unique_ptr<ClientEndpoint>> buildTlsClient(reactor::Shard& shard, co
     if (!mode) return a.error(mode.status().message());
     extras.ktls = *mode;
   }
-  auto options = tls::optionsForClientTLS(host, trust, clientCert, {}, extras);
+  tls::TLSOptions options = tls::optionsForClientTLS(host, trust, clientCert, {}, extras);
   if (!options) return a.error(options.status().message());
   return std::unique_ptr<ClientEndpoint>(
-      std::make_unique<SSL4ClientEndpoint>(shard, host, *port, *options, std::move(tcp)));
+      std::make_unique<SSL4ClientEndpoint>(shard, host, *port, options, std::move(tcp)));
 }
 
 struct ClientType {

@@ -5,28 +5,41 @@
 namespace whorl::endpoint {
 
 SSL4ServerEndpoint::SSL4ServerEndpoint(reactor::Runtime& runtime, uint16_t port,
-                                       tls::CertificateOptions options, TcpServerOptions tcp,
-                                       int family)
+                                       tls::TLSOptions options, TcpServerOptions tcp, int family)
     : runtime_(runtime), port_(port), options_(std::move(options)), tcp_(std::move(tcp)),
       family_(family) {}
 
 Result<std::unique_ptr<ListeningPort>> SSL4ServerEndpoint::listen(
     std::shared_ptr<api::Factory> factory) {
-  auto context = options_.context();
-  if (!context) return context.status();
+  if (!options_) return options_.status();
+  const std::shared_ptr<tls::TlsContext>& context = options_.context();
+  if (context->role() != tls::TlsContext::Role::kServer) {
+    return Status::invalidArgument(
+        "a TLS server needs server options (a certificate's options()), not optionsForClientTLS");
+  }
   // Say at start-up whether the kernel will take the record crypto (logged once per process).
-  if (options_.ktls != tls::KtlsMode::kOff) (void)net::kernelTlsSupport();
-  auto tlsFactory = std::make_shared<tls::TlsFactory>(*context, std::move(factory));
+  if (context->ktls() != tls::KtlsMode::kOff) (void)net::kernelTlsSupport();
+  auto tlsFactory = std::make_shared<tls::TlsFactory>(context, std::move(factory));
   return TCPServerEndpoint(runtime_, family_, port_, tcp_).listen(std::move(tlsFactory));
 }
 
 SSL4ClientEndpoint::SSL4ClientEndpoint(reactor::Shard& shard, std::string host, uint16_t port,
-                                       tls::ClientTLSOptions options, TcpClientOptions tcp,
+                                       tls::TLSOptions options, TcpClientOptions tcp,
                                        TlsClientConnectOptions connect)
     : shard_(shard), host_(std::move(host)), port_(port), options_(std::move(options)),
       tcp_(std::move(tcp)), connect_(connect) {}
 
 namespace {
+// Why `options` cannot make client connections (failed, or server options), or ok.
+Status usableForClient(const tls::TLSOptions& options) {
+  if (!options) return options.status();
+  if (options.context()->role() != tls::TlsContext::Role::kClient) {
+    return Status::invalidArgument(
+        "a TLS client needs client options (optionsForClientTLS), not a certificate's options()");
+  }
+  return Status::ok();
+}
+
 // Joins the TCP connect result and the handshake result into one callback.
 struct PendingConnect {
   ConnectCallback done;
@@ -44,6 +57,13 @@ struct PendingConnect {
 
 void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectCallback done,
                                  std::shared_ptr<net::ConnectAttempt> attempt) {
+  if (Status unusable = usableForClient(options_); !unusable.isOk()) {
+    // Reported like any failed attempt: on the endpoint's shard.
+    shard_.post([done = std::move(done), unusable = std::move(unusable)]() mutable {
+      done(std::move(unusable));
+    });
+    return;
+  }
   auto pending = std::make_shared<PendingConnect>();
   pending->done = std::move(done);
   bool wait = connect_.waitForHandshake;
@@ -65,8 +85,8 @@ void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectC
       }
     };
   }
-  auto tlsFactory =
-      std::make_shared<tls::TlsFactory>(options_.context, std::move(factory), std::move(layerOptions));
+  auto tlsFactory = std::make_shared<tls::TlsFactory>(options_.context(), std::move(factory),
+                                                      std::move(layerOptions));
   HostnameEndpoint(shard_, host_, port_, tcp_)
       .connect(tlsFactory, [pending, wait, attempt](Result<api::Protocol*> r) {
         if (!r) {
@@ -96,7 +116,7 @@ void SSL4ClientEndpoint::connect(std::shared_ptr<api::Factory> factory, ConnectC
 
 Result<std::unique_ptr<ListeningPort>> listenSSL(reactor::Runtime& runtime, uint16_t port,
                                                  std::shared_ptr<api::Factory> factory,
-                                                 tls::CertificateOptions options,
+                                                 tls::TLSOptions options,
                                                  std::string interface) {
   TcpServerOptions tcp;
   tcp.interface = std::move(interface);
@@ -105,7 +125,7 @@ Result<std::unique_ptr<ListeningPort>> listenSSL(reactor::Runtime& runtime, uint
 }
 
 void connectSSL(reactor::Shard& shard, std::string host, uint16_t port,
-                std::shared_ptr<api::Factory> factory, tls::ClientTLSOptions options,
+                std::shared_ptr<api::Factory> factory, tls::TLSOptions options,
                 ConnectCallback done) {
   SSL4ClientEndpoint(shard, std::move(host), port, std::move(options))
       .connect(std::move(factory), std::move(done));

@@ -4,9 +4,15 @@
 //   SSL4ServerEndpoint server(runtime, 8000, cert.options());
 //   auto port = server.listen(Factory::forProtocol<Echo>());   // TLS on every shard
 //
-//   auto options = tls::optionsForClientTLS("example.com", tls::trustRootFromCertificates({ca}));
-//   SSL4ClientEndpoint client(runtime.shard(0), "localhost", 8000, options.value());
+//   SSL4ClientEndpoint client(runtime.shard(0), "localhost", 8000,
+//                             tls::optionsForClientTLS("example.com", authority));
 //   client.connect(factory, [](Result<Protocol*> p) { /* after the handshake, or why not */ });
+//
+// All four take tls::TLSOptions, the type Transport::startTLS takes too: a certificate's
+// options() converts to it (building the context there, once, shared by all shards and
+// connections), and optionsForClientTLS returns it. Options whose build failed are reported by
+// listen() (its result) and connect() (its callback, on the endpoint's shard); so are server
+// options given to a client endpoint and client options given to a server endpoint.
 //
 // Unlike Twisted's, the client's connect result fires after the handshake by default, and it is the
 // only report of a failed handshake (a verification failure is a failed connect): the protocol's
@@ -28,14 +34,14 @@ namespace whorl::endpoint {
 
 class SSL4ServerEndpoint final : public ServerEndpoint {
  public:
-  SSL4ServerEndpoint(reactor::Runtime& runtime, uint16_t port, tls::CertificateOptions options,
+  SSL4ServerEndpoint(reactor::Runtime& runtime, uint16_t port, tls::TLSOptions options,
                      TcpServerOptions tcp = {}, int family = AF_INET);
   Result<std::unique_ptr<ListeningPort>> listen(std::shared_ptr<api::Factory> factory) override;
 
  private:
   reactor::Runtime& runtime_;
   uint16_t port_;
-  tls::CertificateOptions options_;
+  tls::TLSOptions options_;
   TcpServerOptions tcp_;
   int family_;
 };
@@ -47,7 +53,7 @@ struct TlsClientConnectOptions {
 class SSL4ClientEndpoint final : public ClientEndpoint {
  public:
   SSL4ClientEndpoint(reactor::Shard& shard, std::string host, uint16_t port,
-                     tls::ClientTLSOptions options, TcpClientOptions tcp = {},
+                     tls::TLSOptions options, TcpClientOptions tcp = {},
                      TlsClientConnectOptions connect = {});
   using ClientEndpoint::connect;
   void connect(std::shared_ptr<api::Factory> factory, ConnectCallback done,
@@ -58,7 +64,7 @@ class SSL4ClientEndpoint final : public ClientEndpoint {
   reactor::Shard& shard_;
   std::string host_;
   uint16_t port_;
-  tls::ClientTLSOptions options_;
+  tls::TLSOptions options_;
   TcpClientOptions tcp_;
   TlsClientConnectOptions connect_;
 };
@@ -66,10 +72,10 @@ class SSL4ClientEndpoint final : public ClientEndpoint {
 // Twisted's reactor.listenSSL / connectSSL conveniences.
 Result<std::unique_ptr<ListeningPort>> listenSSL(reactor::Runtime& runtime, uint16_t port,
                                                  std::shared_ptr<api::Factory> factory,
-                                                 tls::CertificateOptions options,
+                                                 tls::TLSOptions options,
                                                  std::string interface = "");
 void connectSSL(reactor::Shard& shard, std::string host, uint16_t port,
-                std::shared_ptr<api::Factory> factory, tls::ClientTLSOptions options,
+                std::shared_ptr<api::Factory> factory, tls::TLSOptions options,
                 ConnectCallback done);
 
 }  // namespace whorl::endpoint

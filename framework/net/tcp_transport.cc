@@ -296,7 +296,7 @@ void TcpTransport::failProxyHeader(Status reason) {
 
 void TcpTransport::armRecv() {
   if (readLimit_ == 0) return;
-  if (readLimit_ != api::Transport::kNoReadLimit) {
+  if (readLimit_ != api::LowerTransport::kNoReadLimit) {
     if (!exact_) exact_ = std::make_unique<ExactRead>(this);
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_recv(sqe, fd_, exact_->buf, std::min(readLimit_, kExactBufferSize), 0);
@@ -352,7 +352,7 @@ void TcpTransport::onRecv(int res, uint32_t flags) {
 }
 
 void TcpTransport::consumeReadLimit(size_t n) {
-  if (readLimit_ == api::Transport::kNoReadLimit) return;
+  if (readLimit_ == api::LowerTransport::kNoReadLimit) return;
   readLimit_ = n >= readLimit_ ? 0 : readLimit_ - n;
 }
 
@@ -381,7 +381,7 @@ Status TcpTransport::kernelTlsAvailable() const { return kernelTlsSupport(); }
 void TcpTransport::setReadLimit(size_t limit) {
   readLimit_ = limit;
   // A multishot receive would read past the limit: stop it (what it already read is delivered).
-  if (limit != api::Transport::kNoReadLimit && recvArmed_ && !exactArmed_) {
+  if (limit != api::LowerTransport::kNoReadLimit && recvArmed_ && !exactArmed_) {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_cancel(sqe, &recvOp_, 0);
     Ring::setOp(sqe, &cancelOp_);
@@ -431,7 +431,7 @@ void TcpTransport::installKernelTls() {
   // Keys are wiped from our copy once the kernel has them.
   explicit_bzero(k.setup.txInfo.data(), k.setup.txInfo.size());
   explicit_bzero(k.setup.rxInfo.data(), k.setup.rxInfo.size());
-  readLimit_ = api::Transport::kNoReadLimit;
+  readLimit_ = api::LowerTransport::kNoReadLimit;
   shard_.scheduleTurnEnd(this);
   done(Status::ok());
 }
@@ -546,10 +546,10 @@ void TcpTransport::onControlSend(int res, uint32_t) {
   maybeFinish();
 }
 
-std::string TcpTransport::tlsMode() const {
-  if (ktls_ && ktls_->tx && ktls_->rx) return "kernel TX+RX";
-  if (ktls_ && ktls_->tx) return "kernel TX";
-  return {};
+api::TlsMode TcpTransport::tlsMode() const {
+  if (ktls_ && ktls_->tx && ktls_->rx) return api::TlsMode::kKernelTxRx;
+  if (ktls_ && ktls_->tx) return api::TlsMode::kKernelTx;
+  return api::TlsMode::kNone;
 }
 
 void TcpTransport::receive(std::string_view data) {
@@ -736,7 +736,7 @@ void TcpTransport::onTurnEnd() {
   startSend();
   // Exact reads are over (they happen only during TLS handshakes): free their buffer here, never
   // while a delivery from it may still be on the stack.
-  if (exact_ && !exactArmed_ && readLimit_ == api::Transport::kNoReadLimit) exact_.reset();
+  if (exact_ && !exactArmed_ && readLimit_ == api::LowerTransport::kNoReadLimit) exact_.reset();
   auto outputIdle = [this] {
     return !sendInFlight_ && bufferedBytes() == 0 && queue_.empty() && !file_;
   };
@@ -760,6 +760,8 @@ void TcpTransport::onTurnEnd() {
 Status TcpTransport::startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
                               api::StartTLSOptions options) {
   if (!tls) return Status::invalidArgument("startTLS: no TLS options");
+  // Options whose build failed (tls::TLSOptions keeps the reason): say why, change nothing.
+  if (Status built = tls->status(); !built.isOk()) return built;
   if (state_ != State::kOpen) {
     return Status::invalidArgument("startTLS: the connection is already closing");
   }

@@ -8,7 +8,9 @@
 // with at most one send in flight (sends on one socket may complete out of order). Flow control:
 // above highWater unsent bytes the protocol is paused, below lowWater resumed. Closing cancels the
 // in-flight ops; the socket is closed and connectionLost() called after the last completion, and
-// the transport (with its protocol) is freed at the end of that turn.
+// the transport (with its protocol) is freed at the end of that turn. It is also the
+// api::LowerTransport a TLS layer sits on: buffers taken without a copy, the layer's flush at the
+// turn end, io_uring file reads, and the kernel TLS hand-over (kTLS TX/RX, control records).
 #pragma once
 
 #include <chrono>
@@ -17,8 +19,8 @@
 #include <functional>
 #include <memory>
 
+#include "framework/api/lower_transport.h"
 #include "framework/api/protocol.h"
-#include "framework/api/transport.h"
 #include "framework/base/address.h"
 #include "framework/base/buffer.h"
 #include "framework/net/proxy_protocol.h"
@@ -37,7 +39,7 @@ struct TransportOptions {
   std::chrono::milliseconds proxyHeaderTimeout{10000};
 };
 
-class TcpTransport final : public api::Transport,
+class TcpTransport final : public api::LowerTransport,
                            public reactor::Resident,
                            private reactor::TurnTask {
  public:
@@ -55,8 +57,6 @@ class TcpTransport final : public api::Transport,
   // api::Transport
   void write(std::string_view data) override;
   void writeSequence(std::span<const std::string_view> parts) override;
-  void writeBuffer(ByteBuffer& bytes) override;
-  bool flushBeforeSend(api::TurnFlush* flusher) override;
   void loseConnection() override;
   void abortConnection() override;
   Address getPeer() const override { return peer_; }
@@ -68,15 +68,19 @@ class TcpTransport final : public api::Transport,
   api::Reactor& reactor() override { return shard_; }
   Status startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
                   api::StartTLSOptions options = {}) override;
+  void sendFile(int fd, uint64_t offset, uint64_t length, std::function<void(Status)> done) override;
+  // kKernelTx / kKernelTxRx once kernel TLS is installed, else kNone: the TLS layer above
+  // answers for the application.
+  api::TlsMode tlsMode() const override;
 
   // Connections we opened (connector) rather than accepted: the TCP client side.
   void markOutgoing() { outgoing_ = true; }
 
-  void sendFile(int fd, uint64_t offset, uint64_t length, std::function<void(Status)> done) override;
+  // api::LowerTransport: for the TLS layer above.
+  void writeBuffer(ByteBuffer& bytes) override;
+  bool flushBeforeSend(api::TurnFlush* flusher) override;
   void readFile(int fd, uint64_t offset, size_t length,
                 std::function<void(Result<std::string_view>)> done) override;
-
-  // Kernel TLS (see api::Transport).
   Status kernelTlsAvailable() const override;
   void setReadLimit(size_t limit) override;
   void startKernelTls(api::KernelTlsSetup setup, std::function<void(Status)> done) override;
@@ -84,7 +88,6 @@ class TcpTransport final : public api::Transport,
   Status rekeyKernelTlsRx(std::string_view rxInfo) override;
   void rekeyKernelTlsTx(uint8_t type, std::string_view record, std::string txInfo,
                         std::function<void(Status)> done) override;
-  std::string tlsMode() const override;
 
   api::Protocol* protocol() const { return protocol_.get(); }
   int fd() const { return fd_; }
@@ -159,7 +162,7 @@ class TcpTransport final : public api::Transport,
   bool tlsStarted_ = false;
 
   // Exact reads (a TLS layer keeping bytes meant for the kernel in the socket).
-  size_t readLimit_ = api::Transport::kNoReadLimit;
+  size_t readLimit_ = api::LowerTransport::kNoReadLimit;
   struct ExactRead;
   std::unique_ptr<ExactRead> exact_;  // its operation and buffer, while exact reads happen
   bool exactArmed_ = false;           // the armed receive is an exact one (into exact_)

@@ -303,11 +303,14 @@ CertificateOptions PrivateCertificate::options(std::vector<Certificate> authorit
   return o;
 }
 
+TrustRoot::TrustRoot(Certificate authority)
+    : kind_(Kind::kCertificates), certs_{std::move(authority)} {}
+
+TrustRoot::TrustRoot(std::vector<Certificate> authorities)
+    : kind_(Kind::kCertificates), certs_(std::move(authorities)) {}
+
 TrustRoot trustRootFromCertificates(std::vector<Certificate> certificates) {
-  TrustRoot t;
-  t.kind_ = TrustRoot::Kind::kCertificates;
-  t.certs_ = std::move(certificates);
-  return t;
+  return TrustRoot(std::move(certificates));
 }
 
 Result<TrustRoot> platformTrust() {

@@ -7,6 +7,7 @@
 //   std::printf("%s\n", authority->toString().c_str());   // <Certificate Subject=example.com ...>
 //   CertificateOptions server = cert->options();           // serve with this identity
 //   CertificateOptions clientAuth = cert->options({*authority});  // and require client certs
+//   TLSOptions client = optionsForClientTLS("example.com", *authority);  // trust it as the root
 //
 // All types are cheap, copyable values that share the underlying OpenSSL object (reference
 // counted), and are safe to copy between threads.
@@ -107,10 +108,18 @@ class PrivateCertificate {
   std::vector<Certificate> chain_;
 };
 
-// The set of authorities a peer's certificate must chain to.
+// The set of authorities a peer's certificate must chain to. A Certificate or a vector of them
+// converts (trustRootFromCertificates), so they can be passed wherever a TrustRoot goes:
+//   optionsForClientTLS("example.com", authority);      // authority: a Certificate
+//   options.trustRoot = authorities;                    // a std::vector<Certificate>
 class TrustRoot {
  public:
   enum class Kind { kPlatform, kCertificates };
+  TrustRoot() = default;
+  // Trust exactly this certificate / these certificates as authorities.
+  TrustRoot(Certificate authority);                 // NOLINT: implicit, as in Twisted
+  TrustRoot(std::vector<Certificate> authorities);  // NOLINT: implicit
+
   Kind kind() const { return kind_; }
   const std::vector<Certificate>& certificates() const { return certs_; }
   // Adds the roots to `store` (the platform store, or the given certificates).
@@ -118,7 +127,6 @@ class TrustRoot {
   std::string describe() const;
 
  private:
-  friend TrustRoot trustRootFromCertificates(std::vector<Certificate>);
   friend Result<TrustRoot> platformTrust();
   Kind kind_ = Kind::kPlatform;
   std::vector<Certificate> certs_;

@@ -486,10 +486,62 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
   return tc;
 }
 
-Result<ClientTLSOptions> optionsForClientTLS(std::string hostname, std::optional<TrustRoot> trustRoot,
-                                             std::optional<PrivateCertificate> clientCertificate,
-                                             std::vector<std::string> acceptableProtocols,
-                                             ClientTLSExtras extras) {
+namespace {
+// What failed TLSOptions give startTLS: their error, through api::TlsUpgrade::status(), which
+// transports check before anything else.
+class FailedTlsUpgrade final : public api::TlsUpgrade {
+ public:
+  explicit FailedTlsUpgrade(Status error) : error_(std::move(error)) {}
+  Status status() const override { return error_; }
+  bool actsAsClient() const override { return false; }
+  std::unique_ptr<api::Protocol> wrapForStartTLS(std::unique_ptr<api::Protocol>) const override {
+    return nullptr;  // never called: status() is checked first
+  }
+
+ private:
+  Status error_;
+};
+}  // namespace
+
+TLSOptions::TLSOptions(const CertificateOptions& options) : TLSOptions(options.context()) {}
+
+TLSOptions::TLSOptions(std::shared_ptr<TlsContext> context) : context_(std::move(context)) {}
+
+TLSOptions::TLSOptions(Result<std::shared_ptr<TlsContext>> context) {
+  if (context) {
+    context_ = std::move(context.value());
+  } else {
+    error_ = context.status();
+  }
+}
+
+TLSOptions::TLSOptions(Status error) : error_(std::move(error)) {}
+
+const Status& TLSOptions::status() const {
+  static const Status kOk;
+  static const Status kNone = Status::invalidArgument("no TLS options");
+  if (context_ != nullptr) return kOk;
+  return error_.isOk() ? kNone : error_;
+}
+
+TLSOptions::operator std::shared_ptr<const api::TlsUpgrade>() const {
+  if (context_ != nullptr) return context_;
+  return std::make_shared<FailedTlsUpgrade>(status());
+}
+
+TLSOptions optionsForClientTLS(std::string hostname, std::optional<TrustRoot> trustRoot,
+                               std::optional<PrivateCertificate> clientCertificate,
+                               std::vector<std::string> acceptableProtocols,
+                               ClientTLSExtras extras) {
+  return TlsContext::client(std::move(hostname), std::move(trustRoot),
+                            std::move(clientCertificate), std::move(acceptableProtocols),
+                            std::move(extras));
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::client(
+    std::string hostname, std::optional<TrustRoot> trustRoot,
+    std::optional<PrivateCertificate> clientCertificate,
+    std::vector<std::string> acceptableProtocols, ClientTLSExtras extras) {
   if (hostname.empty()) return Status::invalidArgument("optionsForClientTLS needs a hostname");
   auto range = computeRange(extras.raiseMinimumTo, extras.insecurelyLowerMinimumTo,
                             extras.lowerMaximumSecurityTo);
@@ -533,7 +585,7 @@ Result<ClientTLSOptions> optionsForClientTLS(std::string hostname, std::optional
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, newSessionCallback);
   }
-  return ClientTLSOptions{tc};
+  return tc;
 }
 
 Result<SSL*> TlsContext::newSSL(std::unique_ptr<VerifyFailure>* verify) const {

@@ -1,23 +1,30 @@
 // TLS configuration (Twisted's CertificateOptions, optionsForClientTLS, TLSVersion,
-// AcceptableCiphers, protocolNegotiationMechanisms) and the TlsContext built from it.
+// AcceptableCiphers, protocolNegotiationMechanisms), the TLSOptions that every TLS entry point
+// takes, and the TlsContext built from them.
 //
 //   // Server: the seed's certificate.options(), plus choices.
 //   auto cert = PrivateCertificate::loadPEMFile("certs/server.pem").value();
 //   CertificateOptions opts = cert.options();
 //   opts.raiseMinimumTo = TLSVersion::TLSv1_3;
 //   opts.acceptableProtocols = {"h2", "http/1.1"};
-//   auto ctx = opts.context();                 // Result<shared_ptr<TlsContext>>: errors here
+//   endpoint::listenSSL(runtime, 8000, factory, opts);   // or cert.options() as it is
 //
-//   // Client: verify "example.com" against a private authority.
-//   auto client = optionsForClientTLS("example.com", trustRootFromCertificates({authority}));
+//   // The same options for startTLS: build once (TLSOptions), use on every connection.
+//   TLSOptions options = cert.options();                  // the SSL_CTX is built here
+//   ... transport()->startTLS(options);                   // in the protocol, per connection
+//
+//   // Client: verify "example.com" against a private authority (a Certificate, or a vector).
+//   TLSOptions client = optionsForClientTLS("example.com", authority);
+//   endpoint::SSL4ClientEndpoint(shard, "example.com", 443, client);
 //
 // Version rules follow the seed: the default floor is TLSv1_2; raiseMinimumTo never lowers it;
 // insecurelyLowerMinimumTo sets it exactly; raiseMinimumTo together with insecurelyLowerMinimumTo
 // is an error, as is a minimum above the maximum; lowerMaximumSecurityTo is inclusive (unlike
-// Twisted, TLSv1_2 there still allows 1.2). A TlsContext owns one SSL_CTX (plus one per SNI
-// name), is immutable once built, and is shared by every shard and connection that uses it
-// (OpenSSL makes SSL_new on a shared SSL_CTX thread-safe); the client session cache inside it is
-// guarded by a mutex.
+// Twisted, TLSv1_2 there still allows 1.2). CertificateOptions is a plain value (a recipe);
+// building it gives a TlsContext, which owns one SSL_CTX (plus one per SNI name), is immutable
+// once built, and is shared by every shard and connection that uses it (OpenSSL makes SSL_new on
+// a shared SSL_CTX thread-safe); the client session cache inside it is guarded by a mutex. A
+// TLSOptions shares one TlsContext (or holds the reason the build failed) and is cheap to copy.
 #pragma once
 
 #include <chrono>
@@ -110,6 +117,49 @@ struct CertificateOptions {
   Result<std::shared_ptr<TlsContext>> context() const;
 };
 
+// The TLS options that listenSSL, SSL4ServerEndpoint, SSL4ClientEndpoint, connectSSL and
+// Transport::startTLS take (Twisted's IOpenSSLContextFactory): one built TlsContext, shared by
+// every copy, or the reason building it failed. Whoever uses failed options reports that reason:
+// listen() returns it, startTLS() returns it as its Status, connect() fails with it. So
+// `TLSOptions options = cert.options();` needs no check of its own, though isOk()/status() let a
+// program stop at start-up instead.
+//
+// Made from CertificateOptions implicitly (as Twisted passes certificate.options() where a
+// context factory goes), and returned by optionsForClientTLS. The conversion builds the SSL_CTX
+// (reads keys, checks them): keep the TLSOptions and pass it on, rather than converting the same
+// CertificateOptions for every connection; that is why startTLS does not take CertificateOptions.
+// Copies are cheap and thread-safe (a shared_ptr and an ok Status). One type for servers and
+// clients (no separate ClientTLSOptions): the context inside knows its role, and endpoints and
+// startTLS check it.
+class [[nodiscard]] TLSOptions {
+ public:
+  // No options: using them fails with "no TLS options".
+  TLSOptions() = default;
+  // Builds the server context now (CertificateOptions::context()); keeps the error if it fails.
+  TLSOptions(const CertificateOptions& options);  // NOLINT: implicit, like Twisted's options()
+  // A context built already (null counts as "no TLS options").
+  TLSOptions(std::shared_ptr<TlsContext> context);  // NOLINT: implicit
+  // A context or the reason there is none: TLSOptions(options.context()).
+  TLSOptions(Result<std::shared_ptr<TlsContext>> context);  // NOLINT: implicit
+  // Failed options, with why (e.g. the certificate they needed did not load).
+  TLSOptions(Status error);  // NOLINT: implicit, as Result<T> is from a Status
+
+  bool isOk() const { return context_ != nullptr; }
+  explicit operator bool() const { return isOk(); }
+  // Ok, or why these options cannot be used.
+  const Status& status() const;
+  // The built context (TlsFactory, TlsLayer, TlsSession take it); null unless isOk().
+  const std::shared_ptr<TlsContext>& context() const { return context_; }
+
+  // What Transport::startTLS takes: the context, or (failed options) an upgrade whose status()
+  // is the build's error, so that startTLS returns it.
+  operator std::shared_ptr<const api::TlsUpgrade>() const;  // NOLINT: implicit by design
+
+ private:
+  std::shared_ptr<TlsContext> context_;
+  Status error_;  // set when context_ is null because a build failed
+};
+
 // Client options beyond the seed's four parameters.
 struct ClientTLSExtras {
   std::optional<TLSVersion> raiseMinimumTo;
@@ -121,21 +171,18 @@ struct ClientTLSExtras {
   KtlsMode ktls = KtlsMode::kAuto;
 };
 
-// A client context bound to the name the server must prove (Twisted's ClientTLSOptions).
-struct ClientTLSOptions {
-  std::shared_ptr<TlsContext> context;
-};
-
-// The seed's optionsForClientTLS: SNI for names (not for IP literals), chain verification
-// against `trustRoot` (default: platformTrust()), and RFC 6125 name checks: DNS-ID against DNS
+// The seed's optionsForClientTLS: client options bound to the name the server must prove. SNI
+// for names (not for IP literals), chain verification against `trustRoot` (default:
+// platformTrust(); a Certificate or a std::vector<Certificate> converts, as in Twisted's
+// optionsForClientTLS(u"example.com", authority)), and RFC 6125 name checks: DNS-ID against DNS
 // SANs (a wildcard only as the whole left-most label, never matching an xn-- label), IP literals
-// against IP SANs, the CN only when the certificate has no SAN.
-Result<ClientTLSOptions> optionsForClientTLS(std::string hostname,
-                                             std::optional<TrustRoot> trustRoot = std::nullopt,
-                                             std::optional<PrivateCertificate> clientCertificate =
-                                                 std::nullopt,
-                                             std::vector<std::string> acceptableProtocols = {},
-                                             ClientTLSExtras extras = {});
+// against IP SANs, the CN only when the certificate has no SAN. Bad arguments make failed
+// options (see TLSOptions), with the reason in status().
+TLSOptions optionsForClientTLS(std::string hostname,
+                               std::optional<TrustRoot> trustRoot = std::nullopt,
+                               std::optional<PrivateCertificate> clientCertificate = std::nullopt,
+                               std::vector<std::string> acceptableProtocols = {},
+                               ClientTLSExtras extras = {});
 
 // Why certificate verification failed, recorded during the handshake (see TlsContext).
 struct VerifyFailure {
@@ -163,7 +210,7 @@ class TlsContext final : public api::TlsUpgrade,
   KtlsMode ktls() const { return ktls_; }
   SSL_CTX* raw() const { return ctx_; }
 
-  // api::TlsUpgrade: transport()->startTLS(context) puts a TLS layer in this role under a live
+  // api::TlsUpgrade: transport()->startTLS(options) puts a TLS layer in this role under a live
   // protocol (defined in tls_layer.cc).
   bool actsAsClient() const override { return role_ == Role::kClient; }
   std::unique_ptr<api::Protocol> wrapForStartTLS(std::unique_ptr<api::Protocol> app) const override;
@@ -185,9 +232,15 @@ class TlsContext final : public api::TlsUpgrade,
 
  private:
   friend struct CertificateOptions;
-  friend Result<ClientTLSOptions> optionsForClientTLS(std::string, std::optional<TrustRoot>,
-                                                      std::optional<PrivateCertificate>,
-                                                      std::vector<std::string>, ClientTLSExtras);
+  // optionsForClientTLS builds through this.
+  static Result<std::shared_ptr<TlsContext>> client(std::string hostname,
+                                                    std::optional<TrustRoot> trustRoot,
+                                                    std::optional<PrivateCertificate> certificate,
+                                                    std::vector<std::string> protocols,
+                                                    ClientTLSExtras extras);
+  friend TLSOptions optionsForClientTLS(std::string, std::optional<TrustRoot>,
+                                        std::optional<PrivateCertificate>,
+                                        std::vector<std::string>, ClientTLSExtras);
   TlsContext() = default;
 
   Role role_ = Role::kServer;

@@ -62,7 +62,7 @@ class TlsSession {
   std::string_view output() const { return out_.view(); }
   void clearOutput() { out_.clear(); }
   // The output buffer itself, for handing it to a transport without a copy
-  // (Transport::writeBuffer leaves it empty).
+  // (LowerTransport::writeBuffer leaves it empty).
   ByteBuffer& outputBuffer() { return out_; }
   // Releases idle buffers (called on idle connections).
   void releaseBuffers();

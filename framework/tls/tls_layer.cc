@@ -44,6 +44,7 @@ TlsLayer::~TlsLayer() {
 }
 
 void TlsLayer::connectionMade() {
+  lower_ = api::lowerTransportOf(*transport());
   auto session = TlsSession::create(context_);
   if (!session) {
     failWith(session.status());
@@ -66,12 +67,15 @@ void TlsLayer::connectionMade() {
   }
   if (lost_) return;
   if (context_->ktls() != KtlsMode::kOff) {
-    Status available = transport()->kernelTlsAvailable();
+    Status available =
+        lower_ != nullptr
+            ? lower_->kernelTlsAvailable()
+            : Status(Status::Code::kUnavailable, "kernel TLS needs a TCP socket transport");
     if (available.isOk()) {
       // Read exactly record by record during the handshake, so that every byte after it is
       // still in the socket when the kernel takes over.
       kernel_ = Kernel::kWanted;
-      transport()->setReadLimit(kRecordHeader);
+      lower_->setReadLimit(kRecordHeader);
     } else if (context_->ktls() == KtlsMode::kRequire) {
       failWith(Status(Status::Code::kTls, "ktls=require: " + available.message()));
       transport()->abortConnection();
@@ -107,7 +111,7 @@ void TlsLayer::dataReceived(std::string_view data) {
 
 void TlsLayer::requestRecordBoundaryRead() {
   size_t need = session_->bytesToRecordBoundary();
-  transport()->setReadLimit(need > 0 ? need : kRecordHeader);
+  lower_->setReadLimit(need > 0 ? need : kRecordHeader);
 }
 
 void TlsLayer::maybeStartKernel() {
@@ -115,10 +119,10 @@ void TlsLayer::maybeStartKernel() {
   size_t need = session_->bytesToRecordBoundary();
   if (need > 0) {
     // A record is cut: finish it in userspace, then hand over at its end.
-    transport()->setReadLimit(need);
+    lower_->setReadLimit(need);
     return;
   }
-  transport()->setReadLimit(0);
+  lower_->setReadLimit(0);
   auto params = kernelTlsParams(*session_);
   if (!params) {
     kernelFallback(params.status());
@@ -141,7 +145,7 @@ void TlsLayer::maybeStartKernel() {
   setup.onControlRecord = [this, alive](uint8_t type, std::string_view data) {
     if (*alive) onControlRecord(type, data);
   };
-  transport()->startKernelTls(std::move(setup), [this, alive](Status s) {
+  lower_->startKernelTls(std::move(setup), [this, alive](Status s) {
     if (*alive) onKernelInstalled(std::move(s));
   });
 }
@@ -153,9 +157,9 @@ void TlsLayer::onKernelInstalled(Status s) {
     return;
   }
   kernel_ = Kernel::kActive;
-  kernelRx_ = transport()->tlsMode() == "kernel TX+RX";
+  kernelRx_ = transport()->tlsMode() == api::TlsMode::kKernelTxRx;
   countMode();
-  if (!kernelRx_) transport()->setReadLimit(api::Transport::kNoReadLimit);
+  if (!kernelRx_) lower_->setReadLimit(api::LowerTransport::kNoReadLimit);
   // What the application wrote meanwhile goes to the kernel as plaintext.
   if (!plainOut_.empty() && !aborted_) transport()->write(plainOut_.view());
   plainOut_.release();
@@ -175,7 +179,7 @@ void TlsLayer::kernelFallback(Status why) {
   kernel_ = Kernel::kOff;
   session_->setRecordCounting(false);
   countMode();
-  transport()->setReadLimit(api::Transport::kNoReadLimit);
+  lower_->setReadLimit(api::LowerTransport::kNoReadLimit);
   flushPlaintext();
   pumpFile();
   readLoop();
@@ -246,7 +250,7 @@ void TlsLayer::onControlRecord(uint8_t type, std::string_view data) {
       peerCloseNotify_ = true;
       if (!closing_) {
         closing_ = true;
-        transport()->sendControlRecord(21, std::string_view("\x01\x00", 2));
+        lower_->sendControlRecord(21, std::string_view("\x01\x00", 2));
         transport()->loseConnection();
       }
       return;
@@ -281,13 +285,13 @@ void TlsLayer::onPeerKeyUpdate(bool updateRequested) {
   // (EKEYEXPIRED) until it has the matching key. Kernels before 6.14 cannot take a second key.
   bool server = SSL_is_server(session_->ssl()) == 1;
   auto rx = nextKernelTlsKey(*session_, /*clientSecret=*/server);
-  Status s = rx ? transport()->rekeyKernelTlsRx(rx->cryptoInfo) : rx.status();
+  Status s = rx ? lower_->rekeyKernelTlsRx(rx->cryptoInfo) : rx.status();
   if (rx) explicit_bzero(rx->cryptoInfo.data(), rx->cryptoInfo.size());
   if (!s.isOk()) {
     failWith(Status(Status::Code::kTls,
                     "the peer sent a TLS KeyUpdate, which kernel TLS cannot follow on this "
                     "kernel (rekeying needs Linux 6.14; " + s.message() + "): connection closed"));
-    transport()->sendControlRecord(21, std::string_view("\x02\x0a", 2));  // unexpected_message
+    lower_->sendControlRecord(21, std::string_view("\x02\x0a", 2));  // unexpected_message
     transport()->loseConnection();
     return;
   }
@@ -304,7 +308,7 @@ void TlsLayer::onPeerKeyUpdate(bool updateRequested) {
   }
   ++txRekeys_;
   auto alive = alive_;
-  transport()->rekeyKernelTlsTx(22, std::string_view("\x18\x00\x00\x01\x00", 5),
+  lower_->rekeyKernelTlsTx(22, std::string_view("\x18\x00\x00\x01\x00", 5),
                                 std::move(tx->cryptoInfo), [this, alive](Status st) {
                                   if (*alive) onTxRekeyed(std::move(st));
                                 });
@@ -377,7 +381,7 @@ void TlsLayer::readLoop() {
         closing_ = true;
         flushPlaintext();
         if (kernel_ == Kernel::kActive) {
-          transport()->sendControlRecord(21, std::string_view("\x01\x00", 2));
+          lower_->sendControlRecord(21, std::string_view("\x01\x00", 2));
         } else {
           session_->shutdown();
           flushCiphertext();
@@ -427,7 +431,12 @@ void TlsLayer::flushCiphertext() {
   }
   ByteBuffer& out = session_->outputBuffer();
   if (out.empty()) return;
-  transport()->writeBuffer(out);  // leaves it empty; a socket transport takes it without a copy
+  if (lower_ != nullptr) {
+    lower_->writeBuffer(out);  // leaves it empty; a socket transport takes it without a copy
+  } else {
+    transport()->write(out.view());
+    out.clear();
+  }
 }
 
 void TlsLayer::scheduleFlush() {
@@ -435,7 +444,7 @@ void TlsLayer::scheduleFlush() {
   flushScheduled_ = true;
   // The transport below calls flushBeforeSend() at the end of the turn; only a transport that
   // cannot needs a callback (an allocation per flush) on the reactor.
-  if (transport()->flushBeforeSend(this)) return;
+  if (lower_ != nullptr && lower_->flushBeforeSend(this)) return;
   auto alive = alive_;
   transport()->reactor().callSoon([this, alive] {
     if (!*alive) return;
@@ -537,7 +546,7 @@ void TlsLayer::closeGracefully() {
   }
   if (kernel_ == Kernel::kActive) {
     flushPlaintext();
-    transport()->sendControlRecord(21, std::string_view("\x01\x00", 2));  // close_notify
+    lower_->sendControlRecord(21, std::string_view("\x01\x00", 2));  // close_notify
     transport()->loseConnection();
     return;
   }
@@ -643,7 +652,7 @@ void TlsLayer::pumpFile() {
     fileReading_ = true;
     auto alive = alive_;
     size_t chunk = f.remaining < 65536 ? static_cast<size_t>(f.remaining) : 65536;
-    transport()->readFile(f.fd, f.offset, chunk, [this, alive](Result<std::string_view> r) {
+    auto onRead = [this, alive](Result<std::string_view> r) {
       if (!*alive) return;
       fileReading_ = false;
       if (files_.empty()) return;
@@ -664,7 +673,12 @@ void TlsLayer::pumpFile() {
       cur.remaining -= r->size();
       flushPlaintext();
       pumpFile();
-    });
+    };
+    if (lower_ != nullptr) {
+      lower_->readFile(f.fd, f.offset, chunk, std::move(onRead));
+    } else {
+      api::readFileBlocking(f.fd, f.offset, chunk, std::move(onRead));
+    }
     return;
   }
   if (files_.empty() && closeAfterFiles_) pumpFile();
@@ -795,9 +809,9 @@ std::string TlsLayer::Upper::cipher() const {
   return s && s->handshakeDone() ? s->cipher() : "";
 }
 
-std::string TlsLayer::Upper::tlsMode() const {
+api::TlsMode TlsLayer::Upper::tlsMode() const {
   if (layer_->kernel_ == Kernel::kActive) return layer_->transport()->tlsMode();
-  return "userspace";
+  return api::TlsMode::kUserspace;
 }
 
 bool TlsLayer::Upper::sessionResumed() const {

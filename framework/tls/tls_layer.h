@@ -1,16 +1,21 @@
 // TlsLayer: TLS over any Transport (Twisted's TLSMemoryBIOProtocol).
 //
 //   // Server side: wrap the application's factory; each connection becomes TCP -> TLS -> app.
-//   auto tlsFactory = std::make_shared<TlsServerFactory>(context, Factory::forProtocol<Echo>());
-//   endpoint.listen(tlsFactory);
+//   TLSOptions options = cert.options();
+//   auto app = Factory::forProtocol<Echo>();
+//   auto tlsFactory = std::make_shared<TlsFactory>(options.context(), app);
+//   TCP4ServerEndpoint(runtime, 8000).listen(tlsFactory);   // what SSL4ServerEndpoint does
 //
 // To the transport below, a TlsLayer is the Protocol; to the application protocol above, it is
-// the Transport (with isTLS(), getPeerCertificate(), negotiatedProtocol(), ...). The application
-// sees plaintext only: connectionMade() at once, writes queued until the handshake completes and
-// then coalesced into full records once per loop turn, handshakeCompleted() when the peer is
-// verified. loseConnection() sends close_notify and closes without waiting for the peer's reply;
-// a stalled handshake is closed after the context's handshake timeout. The layer owns the
-// application protocol; the transport below owns the layer.
+// the Transport (with isTLS(), getPeerCertificate(), negotiatedProtocol(), tlsMode(), ...). When
+// the transport below is an api::LowerTransport (TcpTransport), the layer hands it whole record
+// buffers, flushes at the end of the loop turn and can move the record crypto into the kernel;
+// over any other Transport it writes, schedules its own flush and stays in userspace. The
+// application sees plaintext only: connectionMade() at once, writes queued until the handshake
+// completes and then coalesced into full records once per loop turn, handshakeCompleted() when
+// the peer is verified. loseConnection() sends close_notify and closes without waiting for the
+// peer's reply; a stalled handshake is closed after the context's handshake timeout. The layer
+// owns the application protocol; the transport below owns the layer.
 #pragma once
 
 #include <atomic>
@@ -18,6 +23,7 @@
 #include <functional>
 #include <memory>
 
+#include "framework/api/lower_transport.h"
 #include "framework/api/protocol.h"
 #include "framework/api/transport.h"
 #include "framework/base/buffer.h"
@@ -82,7 +88,7 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
     Status startTLS(std::shared_ptr<const api::TlsUpgrade>, api::StartTLSOptions) override {
       return Status::invalidArgument("startTLS: this connection already uses TLS");
     }
-    std::string tlsMode() const override;
+    api::TlsMode tlsMode() const override;
     void sendFile(int fd, uint64_t offset, uint64_t length,
                   std::function<void(Status)> done) override;
 
@@ -116,6 +122,10 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
 
   std::shared_ptr<TlsContext> context_;
   std::unique_ptr<api::Protocol> app_;
+  // The transport below, as layers see it (buffers, turn-end flush, file reads, kernel TLS);
+  // null over a plain Transport (test doubles): the layer then writes, schedules its own flush,
+  // reads files with pread and stays in userspace. Set in connectionMade().
+  api::LowerTransport* lower_ = nullptr;
   std::unique_ptr<TlsLayerOptions> options_;  // null: the defaults (most connections)
   Upper upper_{this};
   std::unique_ptr<TlsSession> session_;

@@ -50,10 +50,10 @@ std::shared_ptr<tls::TlsContext> serverContext(Kind k) {
   return *o.context();
 }
 
-tls::ClientTLSOptions clientOptions(Kind k) {
+tls::TLSOptions clientOptions(Kind k) {
   tls::ClientTLSExtras e;
   e.ktls = ktlsFor(k);
-  return *tls::optionsForClientTLS(
+  return tls::optionsForClientTLS(
       "localhost", tls::trustRootFromCertificates({*tls::Certificate::loadPEMFile(cert("test/ca.pem"))}), {},
       {}, e);
 }
@@ -162,9 +162,9 @@ class ConformanceTest : public ::testing::TestWithParam<Kind> {
     Kind k = GetParam();
     std::shared_ptr<api::Factory> client = f;
     if (k == Kind::kTls || k == Kind::kKernelTls) {
-      client = std::make_shared<tls::TlsFactory>(clientOptions(k).context, f);
+      client = std::make_shared<tls::TlsFactory>(clientOptions(k).context(), f);
     } else if (k == Kind::kStartTls || k == Kind::kStartTlsKernel) {
-      client = std::make_shared<WrapFactory>(f, clientOptions(k).context, true);
+      client = std::make_shared<WrapFactory>(f, clientOptions(k).context(), true);
     }
     endpoint::TCP4ClientEndpoint(rt_->shard(1), "127.0.0.1", port).connect(client, [](Result<api::Protocol*>) {});
   }
@@ -185,7 +185,7 @@ class Sender : public api::Protocol {
   Sender(const std::string* payload, std::shared_ptr<std::promise<Outcome>> done) : payload_(payload), done_(std::move(done)) {}
   void connectionMade() override { transport()->write(*payload_); }
   void dataReceived(std::string_view d) override {
-    if (out_.mode.empty()) out_.mode = transport()->tlsMode();
+    if (out_.mode.empty()) out_.mode = api::toString(transport()->tlsMode());
     out_.data.append(d);
     if (out_.data.size() >= payload_->size()) transport()->loseConnection();
   }
@@ -207,7 +207,7 @@ class Reader : public api::Protocol {
  public:
   explicit Reader(std::shared_ptr<std::promise<Outcome>> done) : done_(std::move(done)) {}
   void dataReceived(std::string_view d) override {
-    if (out_.mode.empty()) out_.mode = transport()->tlsMode();
+    if (out_.mode.empty()) out_.mode = api::toString(transport()->tlsMode());
     out_.data.append(d);
   }
   void connectionLost(const Status& r) override {

@@ -162,7 +162,7 @@ class StartTlsServer : public api::LineReceiver {
       return;
     }
     if (log_->serverMode.empty()) {
-      std::string m = transport()->tlsMode();
+      std::string m = api::toString(transport()->tlsMode());
       log_->update([&] { log_->serverMode = m; });
     }
     sendLine("echo " + std::string(line));
@@ -205,7 +205,7 @@ class StartTlsClient : public api::LineReceiver {
       for (int i = 0; i < kSecureLines; ++i) sendLine("secure line " + std::to_string(i));
       return;
     }
-    std::string m = log_->clientMode.empty() ? transport()->tlsMode() : "";
+    std::string m = log_->clientMode.empty() ? api::toString(transport()->tlsMode()) : "";
     log_->update([&] {
       if (!m.empty()) log_->clientMode = m;
       log_->clientLines.emplace_back(line);
@@ -234,7 +234,7 @@ TEST_P(KtlsStartTLS, UpgradedConnectionEndsInKernelTls) {
   auto before = tlsStat();
   auto serverCtx = serverOptions(c, tls::KtlsMode::kRequire).context();
   ASSERT_TRUE(serverCtx.isOk()) << serverCtx.status().message();
-  auto clientCtx = clientOptions(c, tls::KtlsMode::kRequire).context;
+  auto clientCtx = clientOptions(c, tls::KtlsMode::kRequire).context();
   StartTlsLog log;
   endpoint::TcpServerOptions tcp;
   tcp.interface = "127.0.0.1";

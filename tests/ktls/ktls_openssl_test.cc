@@ -107,7 +107,7 @@ class Collector : public api::Protocol {
   }
   void dataReceived(std::string_view d) override {
     std::lock_guard<std::mutex> l(out_->mu);
-    if (out_->mode.empty()) out_->mode = transport()->tlsMode();
+    if (out_->mode.empty()) out_->mode = api::toString(transport()->tlsMode());
     out_->received.append(d);
     got_ += d.size();
     if (closeAfter_ > 0 && got_ >= closeAfter_) transport()->loseConnection();

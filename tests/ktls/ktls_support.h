@@ -146,7 +146,7 @@ class ServerEcho : public api::Protocol {
   void dataReceived(std::string_view d) override {
     if (!reported_) {
       reported_ = true;
-      log_->mode(transport()->tlsMode());
+      log_->mode(api::toString(transport()->tlsMode()));
     }
     transport()->write(d);
     if (!closeOn_.empty() && d.find(closeOn_) != std::string_view::npos)
@@ -178,7 +178,7 @@ class ClientEcho : public api::Protocol {
   void resumeProducing() override {}
   void dataReceived(std::string_view d) override {
     if (r_.mode.empty()) {
-      r_.mode = transport()->tlsMode();
+      r_.mode = api::toString(transport()->tlsMode());
       r_.resumed = transport()->sessionResumed();
     }
     r_.echoed.append(d);
@@ -208,7 +208,7 @@ class KtlsBase : public ::testing::Test {
     o.ktls = mode;
     return o;
   }
-  static tls::ClientTLSOptions clientOptions(const Case& c, tls::KtlsMode mode) {
+  static tls::TLSOptions clientOptions(const Case& c, tls::KtlsMode mode) {
     tls::ClientTLSExtras e;
     e.lowerMaximumSecurityTo = c.version;
     e.ktls = mode;
@@ -217,7 +217,7 @@ class KtlsBase : public ::testing::Test {
         tls::trustRootFromCertificates({*tls::Certificate::loadPEMFile(cert("test/ca.pem"))}), {},
         {}, e);
     EXPECT_TRUE(o.isOk()) << o.status().message();
-    return *o;
+    return o;
   }
 
  protected:
@@ -257,7 +257,7 @@ class KtlsBase : public ::testing::Test {
     ports_.push_back(std::move(p.value()));
     return ports_.back()->getHost().port();
   }
-  ClientResult echo(uint16_t port, tls::ClientTLSOptions o, const std::string& payload) {
+  ClientResult echo(uint16_t port, tls::TLSOptions o, const std::string& payload) {
     auto done = std::make_shared<std::promise<ClientResult>>();
     auto connected = std::make_shared<std::promise<Status>>();
     endpoint::SSL4ClientEndpoint(rt_->shard(0), "127.0.0.1", port, o)
@@ -283,9 +283,9 @@ class KtlsBase : public ::testing::Test {
 // send (corrupted records, KeyUpdate) and to see exactly what arrives (close_notify).
 class RawClient {
  public:
-  RawClient(uint16_t port, tls::ClientTLSOptions o) {
+  RawClient(uint16_t port, tls::TLSOptions o) {
     fd_ = testutil::connectTo(port);
-    session_ = std::move(tls::TlsSession::create(o.context).value());
+    session_ = std::move(tls::TlsSession::create(o.context()).value());
   }
   ~RawClient() {
     if (fd_ >= 0) close(fd_);

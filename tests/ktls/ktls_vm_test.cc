@@ -141,7 +141,8 @@ class KtlsFileSender : public api::Protocol {
   void send() {
     transport()->write("head:");
     // The mode when the file is out: the kernel takes over a moment after the handshake.
-    transport()->sendFile(fd_, 0, size_, [this](Status) { log_->mode(transport()->tlsMode()); });
+    transport()->sendFile(fd_, 0, size_,
+                          [this](Status) { log_->mode(api::toString(transport()->tlsMode())); });
     transport()->write(":tail");
     transport()->loseConnection();
   }
@@ -189,7 +190,7 @@ class ResumeProbe : public api::Protocol {
     if (reported_) return;
     reported_ = true;
     done_->set_value(std::string(transport()->sessionResumed() ? "resumed " : "full ") +
-                     transport()->tlsMode());
+                     api::toString(transport()->tlsMode()));
     transport()->loseConnection();
   }
   void connectionLost(const Status& r) override {

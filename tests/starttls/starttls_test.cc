@@ -3,14 +3,18 @@
 // that watch the wire and misbehave on purpose: ordering of plaintext and TLS bytes, input one
 // byte at a time, plaintext pipelined behind STARTTLS (CVE-2011-0411) and behind READY
 // (CVE-2021-23222 class), a ClientHello pipelined with STARTTLS, startTLS twice / on TLS / with
-// the wrong role, reversed roles, a failed handshake, and 16 MiB each way after the upgrade.
+// the wrong role / with options that failed to build, a certificate's options() and
+// optionsForClientTLS passed straight to startTLS, reversed roles, a failed handshake, and
+// 16 MiB each way after the upgrade.
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
 
 #include <condition_variable>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,7 +54,7 @@ std::shared_ptr<tls::TlsContext> clientContext(const std::string& ca = "test/ca.
   auto o = tls::optionsForClientTLS(
       "localhost", tls::trustRootFromCertificates({*tls::Certificate::loadPEMFile(cert(ca))}));
   EXPECT_TRUE(o.isOk()) << o.status().message();
-  return o->context;
+  return o.context();
 }
 
 uint64_t fnv1a(uint64_t h, std::string_view data) {
@@ -681,7 +685,7 @@ TEST_F(StartTlsTest, StartTlsOnATlsConnectionIsAnError) {
   client->line = [](Peer& p, std::string_view) { p.transport()->loseConnection(); };
   auto copts = tls::optionsForClientTLS(
       "localhost", tls::trustRootFromCertificates({*tls::Certificate::loadPEMFile(cert("test/ca.pem"))}));
-  endpoint::SSL4ClientEndpoint(runtime_->shard(1), "127.0.0.1", (*listening)->getHost().port(), *copts)
+  endpoint::SSL4ClientEndpoint(runtime_->shard(1), "127.0.0.1", (*listening)->getHost().port(), copts)
       .connect(api::Factory::forProtocol<Peer>(client), [](Result<api::Protocol*>) {});
   ASSERT_TRUE(journal_.waitFor("server lost")) << journal_.dump();
   ASSERT_TRUE(journal_.waitFor("client lost")) << journal_.dump();
@@ -731,6 +735,96 @@ TEST_F(StartTlsTest, WrongRoleIsAnErrorNamingTheRoles) {
                     "starttls error: startTLS: this side acts as TLS client (outgoing connection, "
                     "normal=true) but was given server options (CertificateOptions)",
                     "line NO [plain]", "lost clean"}))
+      << journal_.dump();
+}
+
+// --- the options types Twisted users pass: a certificate's options() and optionsForClientTLS ---
+
+// The seed's shape: `options = cert.options()` once, `transport.startTLS(options)` per
+// connection; the client passes optionsForClientTLS(name, authority) with a Certificate root.
+TEST_F(StartTlsTest, CertificateOptionsAndClientOptionsGoStraightToStartTls) {
+  std::string pem;
+  for (const char* name : {"test/localhost.pem", "test/intermediate.pem"}) {
+    std::ifstream in(cert(name));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    pem += ss.str();
+  }
+  auto pc = tls::PrivateCertificate::loadPEM(pem);  // key, certificate and chain
+  ASSERT_TRUE(pc.isOk()) << pc.status().message();
+  tls::TLSOptions serverOptions = pc->options();
+  auto authority = tls::Certificate::loadPEMFile(cert("test/ca.pem"));
+  ASSERT_TRUE(authority.isOk());
+  tls::TLSOptions clientOptions = tls::optionsForClientTLS("localhost", *authority);
+
+  auto server = script("server");
+  server->line = [serverOptions](Peer& p, std::string_view line) {
+    if (line == "STARTTLS") {
+      p.sendLine("READY");
+      Status st = p.transport()->startTLS(serverOptions);
+      p.note(st.isOk() ? "starttls ok" : "starttls error: " + st.message());
+    } else if (line == "secure text") {
+      p.sendLine("secure reply");
+    }
+  };
+  auto client = seedClient(nullptr);
+  client->line = [clientOptions](Peer& p, std::string_view line) {
+    if (line == "READY") {
+      Status st = p.transport()->startTLS(clientOptions);
+      p.note(st.isOk() ? "starttls ok" : "starttls error: " + st.message());
+      p.sendLine("secure text");
+    } else if (line == "secure reply") {
+      p.transport()->loseConnection();
+    }
+  };
+  uint16_t port = listen(server);
+  connect(port, client);
+  ASSERT_TRUE(journal_.waitFor("server lost")) << journal_.dump();
+  ASSERT_TRUE(journal_.waitFor("client lost")) << journal_.dump();
+  EXPECT_EQ(journal_.of("server"), kSeedServerEvents) << journal_.dump();
+  EXPECT_EQ(journal_.of("client"),
+            (Events{"made", "line READY [plain]", "starttls ok", "handshake TLSv1.3 peer=localhost",
+                    "line secure reply [tls]", "lost clean"}))
+      << journal_.dump();
+}
+
+TEST_F(StartTlsTest, OptionsThatFailedToBuildAreStartTlsErrorWithTheReason) {
+  // No TLS 1.2 cipher while only TLS 1.2 is allowed: building the context fails, and startTLS
+  // says so; the connection goes on in plaintext.
+  auto pc = tls::PrivateCertificate::loadPEMFile(cert("test/localhost.pem"));
+  ASSERT_TRUE(pc.isOk()) << pc.status().message();
+  tls::CertificateOptions broken = pc->options();
+  broken.acceptableCiphers = *tls::AcceptableCiphers::fromOpenSSLCipherString("");
+  broken.lowerMaximumSecurityTo = tls::TLSVersion::TLSv1_2;
+  tls::TLSOptions options = broken;
+  ASSERT_FALSE(options.isOk());
+
+  auto server = script("server");
+  server->line = [options](Peer& p, std::string_view line) {
+    if (line == "STARTTLS") {
+      Status st = p.transport()->startTLS(options);
+      p.note(st.isOk() ? "starttls ok" : "starttls error: " + st.message());
+      p.sendLine(st.isOk() ? "READY" : "NO");
+    } else if (line == "still plain") {
+      p.transport()->loseConnection();
+    }
+  };
+  auto client = script("client");
+  client->made = [](Peer& p) { p.sendLine("STARTTLS"); };
+  client->line = [](Peer& p, std::string_view line) {
+    if (line == "NO") p.sendLine("still plain");
+  };
+  uint16_t port = listen(server);
+  connect(port, client);
+  ASSERT_TRUE(journal_.waitFor("server lost")) << journal_.dump();
+  ASSERT_TRUE(journal_.waitFor("client lost")) << journal_.dump();
+  EXPECT_EQ(journal_.of("server"),
+            (Events{"made", "line STARTTLS [plain]",
+                    "starttls error: acceptableCiphers selects no TLS 1.2 cipher but TLS 1.3 is "
+                    "not allowed",
+                    "line still plain [plain]", "lost clean"}))
+      << journal_.dump();
+  EXPECT_EQ(journal_.of("client"), (Events{"made", "line NO [plain]", "lost clean"}))
       << journal_.dump();
 }
 

@@ -1,7 +1,9 @@
 // Tests for CertificateOptions' version rules (the seed's raiseMinimumTo /
 // insecurelyLowerMinimumTo / lowerMaximumSecurityTo, with an inclusive maximum), cipher
 // selection errors at construction, TLS version parsing, protocol negotiation support, and the
-// errors context() and optionsForClientTLS() report for bad options.
+// errors context() and optionsForClientTLS() report for bad options. TLSOptions: built from
+// CertificateOptions, failed builds kept and handed to startTLS, a Certificate or a vector of
+// them as the trust root (with a handshake over an in-memory pipe to show it is the one used).
 #include "framework/tls/options.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "framework/tls/tls_layer.h"
 #include "tests/tls/tls_pipe.h"
 
 namespace whorl::tls {
@@ -150,8 +153,8 @@ TEST(VersionRangeTest, ContextAppliesTheRange) {
   auto client = optionsForClientTLS("localhost", trustRootFromCertificates({}), std::nullopt, {},
                                     max12);
   ASSERT_TRUE(client.isOk()) << client.status().message();
-  EXPECT_EQ(SSL_CTX_get_min_proto_version(client->context->raw()), TLS1_2_VERSION);
-  EXPECT_EQ(SSL_CTX_get_max_proto_version(client->context->raw()), TLS1_2_VERSION);
+  EXPECT_EQ(SSL_CTX_get_min_proto_version(client.context()->raw()), TLS1_2_VERSION);
+  EXPECT_EQ(SSL_CTX_get_max_proto_version(client.context()->raw()), TLS1_2_VERSION);
 }
 
 TEST(ParseTLSVersionTest, AcceptsTheDocumentedSpellings) {
@@ -261,11 +264,151 @@ TEST(ClientOptionsTest, Basics) {
   auto c = optionsForClientTLS("localhost", trustRootFromCertificates({}), std::nullopt,
                                {"h2", "http/1.1"}, extras);
   ASSERT_TRUE(c.isOk()) << c.status().message();
-  EXPECT_EQ(c->context->role(), TlsContext::Role::kClient);
-  EXPECT_EQ(c->context->hostname(), "localhost");
-  EXPECT_EQ(c->context->handshakeTimeout(), std::chrono::milliseconds(1234));
-  EXPECT_EQ(c->context->acceptableProtocols(), (std::vector<std::string>{"h2", "http/1.1"}));
-  EXPECT_NE(SSL_CTX_get_verify_mode(c->context->raw()) & SSL_VERIFY_PEER, 0);
+  EXPECT_EQ(c.context()->role(), TlsContext::Role::kClient);
+  EXPECT_EQ(c.context()->hostname(), "localhost");
+  EXPECT_EQ(c.context()->handshakeTimeout(), std::chrono::milliseconds(1234));
+  EXPECT_EQ(c.context()->acceptableProtocols(), (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_NE(SSL_CTX_get_verify_mode(c.context()->raw()) & SSL_VERIFY_PEER, 0);
+}
+
+// --- TLSOptions: the one options type ---
+
+// Server options whose build fails over a cipher choice: no TLS 1.2 cipher while only TLS 1.2 is
+// allowed.
+CertificateOptions unbuildableOptions() {
+  CertificateOptions o = serverOptions();
+  o.acceptableCiphers = *AcceptableCiphers::fromOpenSSLCipherString("", kDefaultTls13Ciphersuites);
+  o.lowerMaximumSecurityTo = TLSVersion::TLSv1_2;
+  return o;
+}
+const char* const kUnbuildableReason =
+    "acceptableCiphers selects no TLS 1.2 cipher but TLS 1.3 is not allowed";
+
+TEST(TLSOptionsTest, BuiltFromCertificateOptionsOnceAndSharedByCopies) {
+  auto pc = PrivateCertificate::loadPEMFile(certPath("test/localhost.pem"));
+  ASSERT_TRUE(pc.isOk()) << pc.status().message();
+  TLSOptions options = pc->options();  // the implicit conversion Twisted users write
+  ASSERT_TRUE(options.isOk()) << options.status().message();
+  EXPECT_TRUE(options.status().isOk());
+  ASSERT_NE(options.context(), nullptr);
+  EXPECT_EQ(options.context()->role(), TlsContext::Role::kServer);
+  TLSOptions copy = options;
+  EXPECT_EQ(copy.context(), options.context());  // one SSL_CTX, not one per copy
+  // What startTLS gets is that same context.
+  std::shared_ptr<const api::TlsUpgrade> upgrade = options;
+  EXPECT_EQ(upgrade.get(), options.context().get());
+  EXPECT_TRUE(upgrade->status().isOk());
+  EXPECT_FALSE(upgrade->actsAsClient());
+}
+
+TEST(TLSOptionsTest, AFailedBuildIsKeptAndReachesStartTls) {
+  TLSOptions options = unbuildableOptions();
+  ASSERT_FALSE(options.isOk());
+  EXPECT_FALSE(static_cast<bool>(options));
+  EXPECT_EQ(options.context(), nullptr);
+  EXPECT_EQ(options.status().message(), kUnbuildableReason);
+  EXPECT_EQ(options.status().code(), unbuildableOptions().context().status().code());
+  // Converted for startTLS, the failure is the upgrade's status (transports return it).
+  std::shared_ptr<const api::TlsUpgrade> upgrade = options;
+  ASSERT_NE(upgrade, nullptr);
+  EXPECT_EQ(upgrade->status().message(), kUnbuildableReason);
+}
+
+TEST(TLSOptionsTest, EmptyOptionsSayThereAreNone) {
+  TLSOptions none;
+  EXPECT_FALSE(none.isOk());
+  EXPECT_EQ(none.status().message(), "no TLS options");
+  TLSOptions null{std::shared_ptr<TlsContext>()};
+  EXPECT_EQ(null.status().message(), "no TLS options");
+  std::shared_ptr<const api::TlsUpgrade> upgrade = none;
+  EXPECT_EQ(upgrade->status().message(), "no TLS options");
+}
+
+TEST(TLSOptionsTest, OptionsForClientTlsFailuresAreInTheOptions) {
+  TLSOptions empty = optionsForClientTLS("", trustRootFromCertificates({}));
+  ASSERT_FALSE(empty.isOk());
+  EXPECT_EQ(empty.status().message(), "optionsForClientTLS needs a hostname");
+  std::shared_ptr<const api::TlsUpgrade> upgrade = empty;
+  EXPECT_EQ(upgrade->status().message(), "optionsForClientTLS needs a hostname");
+}
+
+// --- a Certificate or a vector of them wherever a trust root goes ---
+
+TEST(TrustRootTest, CertificateAndVectorConvert) {
+  auto ca = Certificate::loadPEMFile(certPath("test/ca.pem"));
+  auto other = Certificate::loadPEMFile(certPath("test/other-ca.pem"));
+  ASSERT_TRUE(ca.isOk() && other.isOk());
+  TrustRoot one = *ca;
+  EXPECT_EQ(one.kind(), TrustRoot::Kind::kCertificates);
+  ASSERT_EQ(one.certificates().size(), 1u);
+  EXPECT_TRUE(one.certificates()[0] == *ca);
+  TrustRoot two = std::vector<Certificate>{*other, *ca};
+  EXPECT_EQ(two.kind(), TrustRoot::Kind::kCertificates);
+  EXPECT_EQ(two.certificates().size(), 2u);
+
+  // CertificateOptions::trustRoot takes them too (client authentication).
+  CertificateOptions s = serverOptions();
+  s.trustRoot = *ca;
+  auto ctx = s.context();
+  ASSERT_TRUE(ctx.isOk()) << ctx.status().message();
+  EXPECT_NE(SSL_CTX_get_verify_mode((*ctx)->raw()) & SSL_VERIFY_FAIL_IF_NO_PEER_CERT, 0);
+  s.trustRoot = std::vector<Certificate>{*other, *ca};
+  EXPECT_TRUE(s.context().isOk());
+}
+
+TEST(TrustRootTest, ClientCertificateAsThirdArgumentWithACertificateRoot) {
+  auto ca = Certificate::loadPEMFile(certPath("test/ca.pem"));
+  auto client = PrivateCertificate::loadPEMFile(certPath("test/client.pem"));
+  ASSERT_TRUE(ca.isOk() && client.isOk());
+  TLSOptions options = optionsForClientTLS("localhost", *ca, *client);
+  ASSERT_TRUE(options.isOk()) << options.status().message();
+  EXPECT_EQ(options.context()->role(), TlsContext::Role::kClient);
+  EXPECT_NE(SSL_CTX_get0_certificate(options.context()->raw()), nullptr);
+}
+
+// The client's handshake result against localhost.pem (with its intermediate), in memory.
+Status clientHandshake(const TLSOptions& client) {
+  if (!client) return client.status();
+  CertificateOptions server = serverOptions();
+  server.extraCertChain = {*Certificate::loadPEMFile(certPath("test/intermediate.pem"))};
+  TLSOptions serverOptions = server;
+  if (!serverOptions) return serverOptions.status();
+  test::ManualReactor reactor;
+  test::Pipe pipe(reactor, 1 << 20);
+  auto result = std::make_shared<std::optional<Status>>();
+  TlsLayerOptions layerOptions;
+  layerOptions.onHandshake = [result](Status s) { *result = std::move(s); };
+  auto app = [] { return std::make_unique<test::App>(std::make_shared<test::AppLog>()); };
+  pipe.connect(std::make_unique<TlsLayer>(client.context(), app(), layerOptions),
+               std::make_unique<TlsLayer>(serverOptions.context(), app()));
+  pipe.pump();
+  return result->value_or(Status(Status::Code::kTimeout, "no handshake result"));
+}
+
+TEST(TrustRootTest, CertificateRootVerifiesWithTheRightAuthorityOnly) {
+  auto ca = Certificate::loadPEMFile(certPath("test/ca.pem"));
+  auto other = Certificate::loadPEMFile(certPath("test/other-ca.pem"));
+  ASSERT_TRUE(ca.isOk() && other.isOk());
+  Status right = clientHandshake(optionsForClientTLS("localhost", *ca));
+  EXPECT_TRUE(right.isOk()) << right.message();
+  Status wrong = clientHandshake(optionsForClientTLS("localhost", *other));
+  ASSERT_FALSE(wrong.isOk());
+  EXPECT_NE(wrong.message().find("certificate verify failed: unknown authority"), std::string::npos)
+      << wrong.message();
+}
+
+TEST(TrustRootTest, VectorRootVerifiesWhenItHoldsTheAuthority) {
+  auto ca = Certificate::loadPEMFile(certPath("test/ca.pem"));
+  auto other = Certificate::loadPEMFile(certPath("test/other-ca.pem"));
+  ASSERT_TRUE(ca.isOk() && other.isOk());
+  Status right =
+      clientHandshake(optionsForClientTLS("localhost", std::vector<Certificate>{*other, *ca}));
+  EXPECT_TRUE(right.isOk()) << right.message();
+  Status wrong =
+      clientHandshake(optionsForClientTLS("localhost", std::vector<Certificate>{*other}));
+  ASSERT_FALSE(wrong.isOk());
+  EXPECT_NE(wrong.message().find("certificate verify failed: unknown authority"), std::string::npos)
+      << wrong.message();
 }
 
 }  // namespace

@@ -120,7 +120,7 @@ std::shared_ptr<TlsContext> clientContext(TLSVersion max, const std::string& hos
   extras.lowerMaximumSecurityTo = max;
   auto c = optionsForClientTLS(host, trustRootFromCertificates({*ca}), std::nullopt, {}, extras);
   EXPECT_TRUE(c.isOk()) << c.status().message();
-  return c.isOk() ? c->context : nullptr;
+  return c.context();
 }
 
 struct SessionFree {

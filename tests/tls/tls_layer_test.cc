@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/api/lower_transport.h"
 #include "framework/tls/certificate.h"
 #include "framework/tls/options.h"
 #include "tests/tls/tls_pipe.h"
@@ -80,7 +81,7 @@ std::shared_ptr<TlsContext> clientContext(const std::string& hostname,
   auto c = optionsForClientTLS(hostname, trust ? *trust : testRoot(), std::move(clientCert),
                                std::move(protocols), extras);
   EXPECT_TRUE(c.isOk()) << c.status().message();
-  return c.isOk() ? c->context : nullptr;
+  return c.context();
 }
 
 ClientTLSExtras maxVersion(TLSVersion v) {
@@ -293,6 +294,35 @@ TEST_F(TlsLayerTest, SmallWritesInOneTurnAreCoalescedIntoFullRecords) {
   for (int i = 0; i < 100; ++i) expected += "0123456789";
   expected += std::string(40000, 'x');
   EXPECT_EQ(c.client->received, expected);
+}
+
+// --- where the record crypto runs ---
+
+TEST_F(TlsLayerTest, TlsModeIsUserspaceOverAPlainTransport) {
+  // The words logs, metrics and tests print, as before the mode became an enum.
+  EXPECT_STREQ(api::toString(api::TlsMode::kNone), "");
+  EXPECT_STREQ(api::toString(api::TlsMode::kUserspace), "userspace");
+  EXPECT_STREQ(api::toString(api::TlsMode::kKernelTx), "kernel TX");
+  EXPECT_STREQ(api::toString(api::TlsMode::kKernelTxRx), "kernel TX+RX");
+  // The pipe's ends are plain Transports (no LowerTransport): the layers write, schedule their
+  // own flushes and stay in userspace.
+  Connection c = run(clientContext("localhost"), serverContext());
+  ASSERT_TRUE(c.bothConnected());
+  EXPECT_EQ(api::lowerTransportOf(c.pipe->client()), nullptr);
+  EXPECT_EQ(c.pipe->client().tlsMode(), api::TlsMode::kNone);
+  EXPECT_EQ(c.clientApp()->transport()->tlsMode(), api::TlsMode::kUserspace);
+  EXPECT_EQ(c.serverApp()->transport()->tlsMode(), api::TlsMode::kUserspace);
+  closeFromClient(c);
+}
+
+TEST_F(TlsLayerTest, KtlsRequireOverAPlainTransportFailsWithTheReason) {
+  ClientTLSExtras extras;
+  extras.ktls = KtlsMode::kRequire;
+  Connection c = run(clientContext("localhost", std::nullopt, std::nullopt, {}, extras),
+                     serverContext());
+  ASSERT_TRUE(c.clientHandshake->has_value());
+  EXPECT_EQ(c.clientHandshake->value().message(),
+            "ktls=require: kernel TLS needs a TCP socket transport");
 }
 
 // --- closing ---
@@ -583,7 +613,7 @@ TEST_F(TlsLayerTest, PlatformTrustFromSslCertFile) {
     unsetenv("SSL_CERT_FILE");
   }
   ASSERT_TRUE(opts.isOk()) << opts.status().message();
-  Connection c = run(opts->context, serverContext());
+  Connection c = run(opts.context(), serverContext());
   EXPECT_TRUE(c.bothConnected()) << reasonOf(c.client);
 }
 

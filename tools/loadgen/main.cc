@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
     for (auto& c : contexts) {
       auto options = tls::optionsForClientTLS(o.hostname, trust, std::nullopt, alpn, extras);
       if (!options) return usageError(options.status().message());
-      c = options->context;
+      c = options.context();
     }
   }
 
