@@ -10,6 +10,7 @@
 #include <string>
 
 #include "framework/api/deferred.h"
+#include "framework/api/line_receiver.h"
 #include "framework/api/protocol.h"
 #include "framework/endpoint/endpoint.h"
 #include "framework/endpoint/tls_endpoint.h"
@@ -338,6 +339,127 @@ TEST(Connect, CancellingBeforeTcpConnectsStopsTheAttempt) {
       testReact());
   EXPECT_EQ(rc, 0);
   EXPECT_EQ(seen.made, 0);
+}
+
+// --- startTLS as a Deferred --------------------------------------------------------------------
+
+// Plain lines; "STARTTLS" is answered with "READY" and the connection switches to TLS.
+class StartTlsServer : public api::LineReceiver {
+ public:
+  explicit StartTlsServer(tls::TLSOptions options) : options_(std::move(options)) {}
+  void lineReceived(std::string_view line) override {
+    if (line == "STARTTLS") {
+      sendLine("READY");
+      EXPECT_TRUE(transport()->startTLS(options_).isOk());
+      return;
+    }
+    sendLine(std::string(line) + (transport()->isTLS() ? " (tls)" : " (plain)"));
+  }
+
+ private:
+  tls::TLSOptions options_;
+};
+
+// Hands each received line to whoever waits for it.
+class LineClient : public api::LineReceiver {
+ public:
+  explicit LineClient(Seen* seen) : seen_(seen) {}
+  Deferred<std::string> nextLine() {
+    waiting_ = Deferred<std::string>();
+    return waiting_;
+  }
+  void lineReceived(std::string_view line) override { waiting_.callback(std::string(line)); }
+  void connectionLost(const Status& reason) override {
+    ++seen_->lost;
+    seen_->reason = reason;
+  }
+
+ private:
+  Seen* seen_;
+  Deferred<std::string> waiting_;
+};
+
+// Arguments by value: a coroutine keeps its parameters, and a reference to a temporary dangles.
+Deferred<void> upgradeAndTalk(Shard& reactor, std::string ca, Seen* seen, Status* secured,
+                              std::string* reply) {
+  auto pc = tls::PrivateCertificate::loadPEMFile(cert("test/localhost.pem"));
+  if (!pc) co_return pc.status();
+  auto serverOptions = pc->options();
+  serverOptions.extraCertChain = {*tls::Certificate::loadPEMFile(cert("test/intermediate.pem"))};
+  auto port = listenTcp(reactor, api::Factory::forProtocol<StartTlsServer>(tls::TLSOptions(serverOptions)));
+  if (!port) co_return port.status();
+  auto client = co_await endpoint::connectProtocol<LineClient>(
+      endpoint::TCP4ClientEndpoint(reactor, "127.0.0.1", *port), seen);
+  if (!client) co_return client.status();
+  Deferred<std::string> ready = (*client)->nextLine();
+  (*client)->sendLine("STARTTLS");
+  Result<std::string> go = co_await ready;
+  if (!go) co_return go.status();
+  EXPECT_EQ(*go, "READY");
+  *secured = co_await (*client)->transport()->startTLSDeferred(clientOptions(ca));
+  if (!secured->isOk()) {
+    co_await client->whenLost();
+    co_return {};
+  }
+  EXPECT_TRUE((*client)->transport()->isTLS());
+  Deferred<std::string> answer = (*client)->nextLine();
+  (*client)->sendLine("hello");
+  Result<std::string> line = co_await answer;
+  if (line) *reply = *line;
+  (*client)->transport()->loseConnection();
+  co_await client->whenLost();
+  co_return {};
+}
+
+TEST(StartTLS, TheDeferredFormFiresWhenTheHandshakeCompleted) {
+  Seen seen;
+  Status secured(Status::Code::kAborted, "never set");
+  std::string reply;
+  int rc = reactor::react(
+      [&](Shard& reactor) { return upgradeAndTalk(reactor, "test/ca.pem", &seen, &secured, &reply); },
+      testReact());
+  EXPECT_EQ(rc, 0);
+  EXPECT_TRUE(secured.isOk()) << secured.message();
+  EXPECT_EQ(reply, "hello (tls)");
+  EXPECT_EQ(seen.lost, 1);
+}
+
+TEST(StartTLS, TheDeferredFormFailsWithTheHandshakesReason) {
+  Seen seen;
+  Status secured;
+  std::string reply;
+  int rc = reactor::react(
+      [&](Shard& reactor) {
+        return upgradeAndTalk(reactor, "test/other-ca.pem", &seen, &secured, &reply);
+      },
+      testReact());
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(secured.code(), Status::Code::kTls);
+  EXPECT_NE(secured.message().find("certificate verify failed"), std::string::npos)
+      << secured.message();
+  // The connection ended with the same reason: connectionLost got it too.
+  EXPECT_EQ(seen.lost, 1);
+  EXPECT_EQ(seen.reason.message(), secured.message());
+  EXPECT_EQ(reply, "");
+
+  // startTLS's own refusal fails the Deferred at once.
+  int rc2 = reactor::react(
+      [&](Shard& reactor) -> Deferred<void> {
+        auto port = listenTcp(reactor, api::Factory::forProtocol<Echo>());
+        if (!port) co_return port.status();
+        auto client = co_await endpoint::connectProtocol<LineClient>(
+            endpoint::TCP4ClientEndpoint(reactor, "127.0.0.1", *port), &seen);
+        if (!client) co_return client.status();
+        auto pc = tls::PrivateCertificate::loadPEMFile(cert("test/localhost.pem"));
+        // Server options on the connecting side: the roles do not match.
+        Status s = co_await (*client)->transport()->startTLSDeferred(tls::TLSOptions(pc->options()));
+        EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+        EXPECT_NE(s.message().find("this side acts as TLS client"), std::string::npos) << s.message();
+        (*client)->transport()->loseConnection();
+        co_return {};
+      },
+      testReact());
+  EXPECT_EQ(rc2, 0);
 }
 
 }  // namespace

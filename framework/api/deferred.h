@@ -46,8 +46,10 @@
 // Coroutines start at once and run until their first co_await of an unfired Deferred. Cancelling
 // the Deferred a coroutine returned cancels the Deferred it awaits and destroys its frame (it is
 // not resumed). A coroutine must end with co_return: `co_return {};` ends a Deferred<void> one.
-// Lambda coroutines: the lambda object must outlive the coroutine (captures live in it), so prefer
-// functions taking arguments by value. The per-request data path (dataReceived, write) never
+// Take coroutine parameters by value: the frame keeps references as references, and a
+// `const std::string&` bound to a temporary dangles after the first co_await that suspends.
+// Likewise a lambda coroutine's captures live in the lambda object, which must outlive the
+// coroutine (react() keeps its main alive; elsewhere prefer functions). The per-request data path (dataReceived, write) never
 // creates a Deferred: frames and chains exist only where an application asks for them.
 #pragma once
 

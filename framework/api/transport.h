@@ -58,6 +58,10 @@ struct StartTLSOptions {
   // Twisted's `normal`: the TCP client acts as TLS client. false reverses the roles.
   bool normal = true;
   PipelinedInput pipelined = PipelinedInput::kAuto;
+  // Called once on the reactor thread: ok right after the protocol's handshakeCompleted(), or why
+  // the handshake failed (then the connection ends and connectionLost() follows). startTLSDeferred
+  // sets it.
+  std::function<void(Status)> onHandshake = nullptr;
 };
 
 // A TLS configuration that can wrap a live connection: what startTLS takes. Implemented in
@@ -73,7 +77,9 @@ class TlsUpgrade {
   // True for client options (optionsForClientTLS), false for server options.
   virtual bool actsAsClient() const = 0;
   // Puts `app` under a new TLS layer; the returned protocol goes below it on the transport.
-  virtual std::unique_ptr<Protocol> wrapForStartTLS(std::unique_ptr<Protocol> app) const = 0;
+  // `onHandshake` (may be empty) is StartTLSOptions::onHandshake.
+  virtual std::unique_ptr<Protocol> wrapForStartTLS(
+      std::unique_ptr<Protocol> app, std::function<void(Status)> onHandshake) const = 0;
 };
 
 // Where a connection's TLS record crypto runs (Transport::tlsMode).
@@ -140,6 +146,17 @@ class Transport {
     (void)tls;
     (void)options;
     return Status::invalidArgument("startTLS is not supported on this transport");
+  }
+  // startTLS as a Deferred: fires once the handshake completed (after handshakeCompleted()), or
+  // fails with why: startTLS's own error, or the handshake's (the connection then ends, and
+  // connectionLost() gets the same reason).
+  //   Status secured = co_await transport()->startTLSDeferred(options);
+  Deferred<void> startTLSDeferred(std::shared_ptr<const TlsUpgrade> tls, StartTLSOptions options = {}) {
+    Deferred<void> done;
+    options.onHandshake = [done](Status s) mutable { done.fire(std::move(s)); };
+    Status started = startTLS(std::move(tls), std::move(options));
+    if (!started.isOk()) done.errback(std::move(started));
+    return done;
   }
 
   // Sends `length` bytes of the open file `fd` from `offset`, after everything written before

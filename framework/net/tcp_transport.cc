@@ -784,7 +784,7 @@ Status TcpTransport::startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
     held_.clear();
   }
   tlsStarted_ = true;
-  protocol_ = tls->wrapForStartTLS(std::move(protocol_));
+  protocol_ = tls->wrapForStartTLS(std::move(protocol_), std::move(options.onHandshake));
   protocol_->makeConnection(this);
   api::PipelinedInput policy = options.pipelined;
   if (policy == api::PipelinedInput::kAuto) {

@@ -494,7 +494,8 @@ class FailedTlsUpgrade final : public api::TlsUpgrade {
   explicit FailedTlsUpgrade(Status error) : error_(std::move(error)) {}
   Status status() const override { return error_; }
   bool actsAsClient() const override { return false; }
-  std::unique_ptr<api::Protocol> wrapForStartTLS(std::unique_ptr<api::Protocol>) const override {
+  std::unique_ptr<api::Protocol> wrapForStartTLS(std::unique_ptr<api::Protocol>,
+                                                 std::function<void(Status)>) const override {
     return nullptr;  // never called: status() is checked first
   }
 

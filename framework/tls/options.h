@@ -213,7 +213,8 @@ class TlsContext final : public api::TlsUpgrade,
   // api::TlsUpgrade: transport()->startTLS(options) puts a TLS layer in this role under a live
   // protocol (defined in tls_layer.cc).
   bool actsAsClient() const override { return role_ == Role::kClient; }
-  std::unique_ptr<api::Protocol> wrapForStartTLS(std::unique_ptr<api::Protocol> app) const override;
+  std::unique_ptr<api::Protocol> wrapForStartTLS(
+      std::unique_ptr<api::Protocol> app, std::function<void(Status)> onHandshake) const override;
 
   // A new SSL object for one connection in this context's role (client: SNI, name checks and a
   // cached session to resume). `verify` receives verification failure details; it must outlive

@@ -819,9 +819,11 @@ bool TlsLayer::Upper::sessionResumed() const {
   return s && s->handshakeDone() && s->resumed();
 }
 
-std::unique_ptr<api::Protocol> TlsContext::wrapForStartTLS(std::unique_ptr<api::Protocol> app) const {
+std::unique_ptr<api::Protocol> TlsContext::wrapForStartTLS(
+    std::unique_ptr<api::Protocol> app, std::function<void(Status)> onHandshake) const {
   TlsLayerOptions options;
   options.upgrade = true;
+  options.onHandshake = std::move(onHandshake);
   return std::make_unique<TlsLayer>(std::const_pointer_cast<TlsContext>(shared_from_this()),
                                     std::move(app), std::move(options));
 }
