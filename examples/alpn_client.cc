@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "examples/files.h"
+#include "framework/base/files.h"
 #include "framework/api/protocol.h"
 #include "framework/base/flags.h"
 #include "framework/base/log.h"
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   flags.parseOrExit(argc, argv);
   log::setLevel(log::Level::kWarning);
 
-  auto authority = tls::Certificate::loadPEMFile(examples::findFile(caPath));
+  auto authority = tls::Certificate::loadPEMFile(findDataFile(caPath));
   if (!authority) {
     std::fprintf(stderr, "alpn_client: %s\n", authority.status().message().c_str());
     return 1;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "examples/files.h"
+#include "framework/base/files.h"
 #include "framework/api/protocol.h"
 #include "framework/base/flags.h"
 #include "framework/base/log.h"
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   flags.add("drain-timeout", &drain, "seconds open connections get to finish on SIGINT/SIGTERM");
   flags.parseOrExit(argc, argv);
 
-  auto certificate = tls::PrivateCertificate::loadPEMFile(examples::findFile(certPath));
+  auto certificate = tls::PrivateCertificate::loadPEMFile(findDataFile(certPath));
   if (!certificate) {
     std::fprintf(stderr, "alpn_server: %s\n", certificate.status().message().c_str());
     return 1;

@@ -1,30 +1,31 @@
 // The protocols of Twisted's echoserv.py and echoclient.py, shared by the TCP and TLS examples.
 //
 //   auto factory = Factory::forProtocol<examples::Echo>();
-//   auto client = Factory::forProtocol<examples::EchoClient>(&exitCode);
+//   Deferred<int> done;                      // fires with the exit status once the connection ends
+//   co_await connectProtocol<examples::EchoClient>(endpoint, done);
 //
 // Echo writes back what it receives. EchoClient sends three lines, prints each echoed line as
-// "receive: <line>", closes after "Bye-bye!" and stops the runtime when the connection is lost.
+// "receive: <line>", closes after "Bye-bye!", prints "connection lost: <reason>" when the
+// connection ends and then fires `done` with 0 if it saw "Bye-bye!", else 1 (the seed's
+// `done.callback(None)` in echoclient_ssl.py). connectionFailed() is what the clients print when
+// they cannot connect (echoclient.py's clientConnectionFailed).
 #pragma once
 
 #include <cstdio>
-#include <string>
-#include <string_view>
 
-#include "framework/api/line_receiver.h"
-#include "framework/api/protocol.h"
+#include "framework/whorl.h"
 
 namespace whorl::examples {
 
-class Echo : public api::Protocol {
+class Echo : public Protocol {
  public:
   void dataReceived(std::string_view data) override { transport()->write(data); }
 };
 
-class EchoClient : public api::LineReceiver {
+class EchoClient : public LineReceiver {
  public:
   static constexpr std::string_view kEnd = "Bye-bye!";
-  explicit EchoClient(int* exitCode) : exitCode_(exitCode) {}
+  explicit EchoClient(Deferred<int> done) : done_(std::move(done)) {}
 
   void connectionMade() override {
     sendLine("Hello, world!");
@@ -33,7 +34,6 @@ class EchoClient : public api::LineReceiver {
   }
   void lineReceived(std::string_view line) override {
     std::printf("receive: %.*s\n", static_cast<int>(line.size()), line.data());
-    std::fflush(stdout);
     if (line == kEnd) {
       sawEnd_ = true;
       transport()->loseConnection();
@@ -41,14 +41,18 @@ class EchoClient : public api::LineReceiver {
   }
   void connectionLost(const Status& reason) override {
     std::printf("connection lost: %s\n", reason.message().c_str());
-    std::fflush(stdout);
-    if (!sawEnd_) *exitCode_ = 1;
-    transport()->reactor().stop();
+    done_.callback(sawEnd_ ? 0 : 1);
   }
 
  private:
-  int* exitCode_;
+  Deferred<int> done_;
   bool sawEnd_ = false;
 };
+
+// Prints "connection failed: <reason>" and gives the exit status, 1.
+inline int connectionFailed(const Status& why) {
+  std::printf("connection failed: %s\n", why.message().c_str());
+  return 1;
+}
 
 }  // namespace whorl::examples

@@ -19,7 +19,7 @@
 #include <mutex>
 #include <vector>
 
-#include "examples/files.h"
+#include "framework/base/files.h"
 #include "examples/service/config.h"
 #include "examples/service/echo_connection.h"
 #include "examples/service/service_metrics.h"
@@ -48,7 +48,7 @@ struct Listener {
 // from `bazel run` and from the repository root alike.
 std::string resolveDefault(const std::string& description) {
   if (description != service::kDefaultListen) return description;
-  return "ssl:8000:privateKey=" + examples::findFile("certs/server.pem");
+  return "ssl:8000:privateKey=" + findDataFile("certs/server.pem");
 }
 
 // The service-wide TLS settings every ssl: listener gets on top of its own description.

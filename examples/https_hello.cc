@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "examples/files.h"
+#include "framework/base/files.h"
 #include "framework/api/protocol.h"
 #include "framework/base/flags.h"
 #include "framework/base/http_syntax.h"
@@ -256,7 +256,7 @@ int main(int argc, char** argv) {
   flags.add("drain-timeout", &drain, "seconds open connections get to finish on SIGINT/SIGTERM");
   flags.parseOrExit(argc, argv);
 
-  auto certificate = tls::PrivateCertificate::loadPEMFile(examples::findFile(certPath));
+  auto certificate = tls::PrivateCertificate::loadPEMFile(findDataFile(certPath));
   if (!certificate) {
     std::fprintf(stderr, "https_hello: %s\n", certificate.status().message().c_str());
     return 1;

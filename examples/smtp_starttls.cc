@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "examples/files.h"
+#include "framework/base/files.h"
 #include "framework/api/line_receiver.h"
 #include "framework/base/flags.h"
 #include "framework/base/log.h"
@@ -462,7 +462,7 @@ int main(int argc, char** argv) {
   flags.add("drain-timeout", &drain, "seconds open connections get to finish on SIGINT/SIGTERM");
   flags.parseOrExit(argc, argv);
 
-  auto cert = tls::PrivateCertificate::loadPEMFile(examples::findFile(certPath));
+  auto cert = tls::PrivateCertificate::loadPEMFile(findDataFile(certPath));
   if (!cert) {
     std::fprintf(stderr, "smtp_starttls: %s\n", cert.status().message().c_str());
     return 1;

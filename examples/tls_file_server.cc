@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <string>
 
-#include "examples/files.h"
+#include "framework/base/files.h"
 #include "framework/api/protocol.h"
 #include "framework/base/flags.h"
 #include "framework/base/log.h"
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tls_file_server: --ktls: %s\n", mode.status().message().c_str());
     return 2;
   }
-  auto cert = tls::PrivateCertificate::loadPEMFile(examples::findFile(certPath));
+  auto cert = tls::PrivateCertificate::loadPEMFile(findDataFile(certPath));
   if (!cert) {
     std::fprintf(stderr, "tls_file_server: %s\n", cert.status().message().c_str());
     return 1;

@@ -350,5 +350,67 @@ TEST(OwnedFlagsTest, HelpShowsTheDefaults) {
   EXPECT_NE(usageLine(u, "bound").find("(default: 3)"), std::string::npos) << u;
 }
 
+// --- declared positional arguments: addArgument ---
+
+TEST(ArgumentsTest, AssignedInOrderWithDefaultsForOptionalOnes) {
+  Flags flags("check", "Checks a server.");
+  auto& host = flags.addArgument("HOST", "server to check");
+  auto& port = flags.addArgument("PORT", 443, "its port");
+  auto& ca = flags.add("ca", "", "authority");
+  ASSERT_TRUE(parseWith(flags, {"example.org"}).isOk());
+  EXPECT_EQ(host, "example.org");
+  EXPECT_EQ(port, 443);
+  ASSERT_TRUE(parseWith(flags, {"--ca", "ca.pem", "localhost", "8443"}).isOk());
+  EXPECT_EQ(host, "localhost");
+  EXPECT_EQ(port, 8443);
+  EXPECT_EQ(ca, "ca.pem");
+  ASSERT_TRUE(parseWith(flags, {"localhost", "--ca=x.pem", "9"}).isOk());  // flags anywhere
+  EXPECT_EQ(port, 9);
+  ASSERT_TRUE(parseWith(flags, {"--", "--odd-host"}).isOk());
+  EXPECT_EQ(host, "--odd-host");
+}
+
+TEST(ArgumentsTest, MissingExtraAndMalformedOnesAreErrorsThatNameThem) {
+  Flags flags("check", "Checks a server.");
+  (void)flags.addArgument("HOST", "server to check");
+  (void)flags.addArgument("PORT", 443, "its port");
+  EXPECT_EQ(parseWith(flags, {}).message(), "missing HOST (see --help)");
+  EXPECT_EQ(parseWith(flags, {"a", "1", "b"}).message(), "unexpected argument 'b' (see --help)");
+  EXPECT_EQ(parseWith(flags, {"a", "44x"}).message(), "PORT: '44x' is not a valid number");
+  // --help is not an error, even without the required argument.
+  EXPECT_TRUE(parseWith(flags, {"--help"}).isOk());
+  EXPECT_TRUE(flags.helpRequested());
+}
+
+TEST(ArgumentsTest, HelpListsThem) {
+  Flags flags("check", "Checks a server.");
+  (void)flags.addArgument("HOST", "server to check");
+  (void)flags.addArgument("PORT", 443, "its port");
+  std::string u = flags.usage();
+  EXPECT_EQ(u.rfind("usage: check [flags] HOST [PORT]\n", 0), 0u) << u;
+  EXPECT_NE(u.find("  HOST                      server to check\n"), std::string::npos) << u;
+  EXPECT_NE(u.find("  PORT                      its port (default: 443)\n"), std::string::npos) << u;
+}
+
+TEST(DurationFlagsTest, SecondsByDefaultOrWithAUnit) {
+  using std::chrono::milliseconds;
+  Flags flags("prog", "Waits.");
+  auto& drain = flags.add("drain-timeout", std::chrono::seconds(10), "grace period");
+  auto& poll = flags.add("poll", milliseconds(250), "poll interval");
+  EXPECT_EQ(drain, milliseconds(10000));
+  ASSERT_TRUE(parseWith(flags, {"--drain-timeout", "2.5", "--poll=1s"}).isOk());
+  EXPECT_EQ(drain, milliseconds(2500));
+  EXPECT_EQ(poll, milliseconds(1000));
+  ASSERT_TRUE(parseWith(flags, {"--drain-timeout=300ms", "--poll", "2m"}).isOk());
+  EXPECT_EQ(drain, milliseconds(300));
+  EXPECT_EQ(poll, milliseconds(120000));
+  EXPECT_EQ(parseWith(flags, {"--poll=5h"}).message(),
+            "--poll: '5h' is not a duration (seconds, or a number with ms, s or m)");
+  EXPECT_FALSE(parseWith(flags, {"--poll=-1"}).isOk());
+  std::string u = flags.usage();
+  EXPECT_NE(usageLine(u, "drain-timeout").find("(default: 10s)"), std::string::npos) << u;
+  EXPECT_NE(usageLine(u, "poll").find("(default: 250ms)"), std::string::npos) << u;
+}
+
 }  // namespace
 }  // namespace whorl

@@ -701,6 +701,18 @@ detail::Awaiter<U> operator co_await(Deferred<U>& d) {
 
 }  // namespace whorl::api
 
+// In a coroutine returning a Deferred: evaluates `expr` (a Result<T>, often a co_await) and
+// co_returns its failure, or puts its value in `lhs` (a declaration or a variable):
+//   WHORL_CO_TRY(auto certificate, tls::PrivateCertificate::loadPEMFile(path));
+//   WHORL_CO_TRY(auto client, co_await connectProtocol<Chat>(endpoint));
+#define WHORL_CO_TRY(lhs, expr) WHORL_CO_TRY_IMPL_(WHORL_CO_CONCAT_(whorl_co_try_, __LINE__), lhs, expr)
+#define WHORL_CO_CONCAT_(a, b) WHORL_CO_CONCAT2_(a, b)
+#define WHORL_CO_CONCAT2_(a, b) a##b
+#define WHORL_CO_TRY_IMPL_(tmp, lhs, expr)                      \
+  auto tmp = (expr);                                           \
+  if (!tmp) co_return ::whorl::Status(tmp.status());           \
+  lhs = std::move(tmp).value()
+
 // In a coroutine returning a Deferred: co_return the failure of `expr` (a Status or Result, often
 // a co_await) if it failed.
 //   WHORL_CO_RETURN_IF_ERROR(co_await transport->sendFile(fd, 0, size));

@@ -8,16 +8,21 @@
 namespace whorl {
 
 namespace {
+// `label` names what was parsed in errors: "--port" for a flag, "PORT" for an argument.
 template <typename T>
-Status parseNumber(std::string_view name, std::string_view text, T* out) {
+Status parseNumberAs(std::string_view label, std::string_view text, T* out) {
   T v{};
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || ptr != text.data() + text.size() || text.empty()) {
-    return Status::invalidArgument("--" + std::string(name) + ": '" + std::string(text) +
+    return Status::invalidArgument(std::string(label) + ": '" + std::string(text) +
                                    "' is not a valid number");
   }
   *out = v;
   return Status::ok();
+}
+template <typename T>
+Status parseNumber(std::string_view name, std::string_view text, T* out) {
+  return parseNumberAs("--" + std::string(name), text, out);
 }
 }  // namespace
 
@@ -88,6 +93,28 @@ void Flags::add(std::string name, std::vector<std::string>* values, std::string 
                     }});
 }
 
+void Flags::add(std::string name, std::chrono::milliseconds* value, std::string help) {
+  auto ms = value->count();
+  std::string def = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+  flags_.push_back({name, std::move(help), def, false, [name, value](std::string_view t) {
+                      std::string s(t);
+                      char* end = nullptr;
+                      double v = std::strtod(s.c_str(), &end);
+                      std::string_view unit(end);
+                      double scale = unit.empty() || unit == "s" ? 1000
+                                     : unit == "ms"              ? 1
+                                     : unit == "m"               ? 60000
+                                                                 : -1;
+                      if (s.empty() || end == s.c_str() || scale < 0 || v < 0) {
+                        return Status::invalidArgument(
+                            "--" + name + ": '" + s +
+                            "' is not a duration (seconds, or a number with ms, s or m)");
+                      }
+                      *value = std::chrono::milliseconds(static_cast<int64_t>(v * scale));
+                      return Status::ok();
+                    }});
+}
+
 template <typename T>
 T& Flags::addOwned(std::string name, T defaultValue, std::string help) {
   auto value = std::make_shared<T>(std::move(defaultValue));
@@ -124,6 +151,56 @@ bool& Flags::add(std::string name, bool defaultValue, std::string help) {
 std::vector<std::string>& Flags::add(std::string name, std::vector<std::string> defaultValues,
                                      std::string help) {
   return addOwned(std::move(name), std::move(defaultValues), std::move(help));
+}
+
+std::chrono::milliseconds& Flags::add(std::string name, std::chrono::milliseconds defaultValue,
+                                      std::string help) {
+  return addOwned(std::move(name), defaultValue, std::move(help));
+}
+
+std::string& Flags::addArgument(std::string name, std::string help) {
+  auto value = std::make_shared<std::string>();
+  owned_.push_back(value);
+  arguments_.push_back({std::move(name), std::move(help), true, "", [v = value.get()](std::string_view t) {
+                          *v = std::string(t);
+                          return Status::ok();
+                        }});
+  return *value;
+}
+
+std::string& Flags::addArgument(std::string name, std::string defaultValue, std::string help) {
+  std::string& value = addArgument(std::move(name), std::move(help));
+  arguments_.back().required = false;
+  arguments_.back().defaultText = defaultValue;
+  value = std::move(defaultValue);
+  return value;
+}
+
+int& Flags::addArgument(std::string name, int defaultValue, std::string help) {
+  auto value = std::make_shared<int>(defaultValue);
+  owned_.push_back(value);
+  std::string label = name;
+  arguments_.push_back({std::move(name), std::move(help), false, std::to_string(defaultValue),
+                        [label, v = value.get()](std::string_view t) {
+                          return parseNumberAs(label, t, v);
+                        }});
+  return *value;
+}
+
+Status Flags::assignArguments() {
+  if (arguments_.empty()) return Status::ok();
+  if (positional_.size() > arguments_.size()) {
+    return Status::invalidArgument("unexpected argument '" + positional_[arguments_.size()] +
+                                   "' (see --help)");
+  }
+  for (size_t i = 0; i < arguments_.size(); ++i) {
+    if (i < positional_.size()) {
+      WHORL_RETURN_IF_ERROR(arguments_[i].set(positional_[i]));
+    } else if (arguments_[i].required) {
+      return Status::invalidArgument("missing " + arguments_[i].name + " (see --help)");
+    }
+  }
+  return Status::ok();
 }
 
 Flags::Flag* Flags::find(std::string_view name) {
@@ -175,7 +252,8 @@ Status Flags::parse(int argc, const char* const* argv) {
     }
     WHORL_RETURN_IF_ERROR(f->set(value));
   }
-  return Status::ok();
+  if (helpRequested_) return Status::ok();
+  return assignArguments();
 }
 
 void Flags::parseOrExit(int argc, const char* const* argv) {
@@ -192,8 +270,25 @@ void Flags::parseOrExit(int argc, const char* const* argv) {
 
 std::string Flags::usage() const {
   std::string u = "usage: " + program_ + " [flags]";
-  if (!positionalHelp_.empty()) u += " " + positionalHelp_;
-  u += "\n\n" + description_ + "\n\nflags (--name value or --name=value):\n";
+  if (!positionalHelp_.empty()) {
+    u += " " + positionalHelp_;
+  } else {
+    for (const auto& a : arguments_) u += a.required ? " " + a.name : " [" + a.name + "]";
+  }
+  u += "\n\n" + description_ + "\n\n";
+  if (!arguments_.empty()) {
+    u += "arguments:\n";
+    for (const auto& a : arguments_) {
+      std::string left = "  " + a.name;
+      if (left.size() < 28) left.resize(28, ' ');
+      else left += "  ";
+      u += left + a.help;
+      if (!a.required) u += " (default: " + a.defaultText + ")";
+      u += "\n";
+    }
+    u += "\n";
+  }
+  u += "flags (--name value or --name=value):\n";
   for (const auto& f : flags_) {
     std::string left = "  --" + f.name + (f.isBool ? "" : " VALUE");
     if (left.size() < 28) left.resize(28, ' ');

@@ -9,6 +9,9 @@
 //   int shards = 0;                                  // or bind a variable of your own
 //   flags.add("shards", &shards, "reactor threads (0: one per CPU)");
 //
+//   auto& host = flags.addArgument("HOST", "server to check");           // required positional
+//   auto& port = flags.addArgument("PORT", 443, "its port");             // optional: [PORT]
+//
 // Every flag is accepted as `--name value` and `--name=value`; booleans as bare `--name` (true)
 // or `--name=false`.
 // Repeatable flags bind to a std::vector<std::string>. Arguments that are not flags are collected
@@ -18,6 +21,7 @@
 // outlive it. Either way --help shows the default.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,6 +43,8 @@ class Flags {
   void add(std::string name, std::string* value, std::string help);
   void add(std::string name, bool* value, std::string help);
   void add(std::string name, std::vector<std::string>* values, std::string help);
+  // A duration: "10" means seconds; or with a unit: "250ms", "1.5s", "2m".
+  void add(std::string name, std::chrono::milliseconds* value, std::string help);
   // The same flags with the value kept here, starting at `defaultValue`.
   [[nodiscard]] int& add(std::string name, int defaultValue, std::string help);
   [[nodiscard]] uint64_t& add(std::string name, uint64_t defaultValue, std::string help);
@@ -49,8 +55,18 @@ class Flags {
   [[nodiscard]] std::vector<std::string>& add(std::string name,
                                               std::vector<std::string> defaultValues,
                                               std::string help);
-  // Documents positional arguments in --help, e.g. "HOST [PORT]".
+  [[nodiscard]] std::chrono::milliseconds& add(std::string name,
+                                               std::chrono::milliseconds defaultValue,
+                                               std::string help);
+  // Documents positional arguments in --help, e.g. "HOST [PORT]" (addArgument does it for you).
   void setPositionalHelp(std::string usage) { positionalHelp_ = std::move(usage); }
+  // Declared positional arguments, assigned in order by parse(), which then fails on a missing
+  // required one or an extra one; --help lists them. Required ones come first: an argument with a
+  // default is optional. Without any, arguments are only collected in positional().
+  [[nodiscard]] std::string& addArgument(std::string name, std::string help);
+  [[nodiscard]] std::string& addArgument(std::string name, std::string defaultValue,
+                                         std::string help);
+  [[nodiscard]] int& addArgument(std::string name, int defaultValue, std::string help);
 
   // Parses argv. Returns an error naming the bad flag; --help sets helpRequested().
   Status parse(int argc, const char* const* argv);
@@ -69,7 +85,15 @@ class Flags {
     bool isBool = false;
     std::function<Status(std::string_view)> set;
   };
+  struct Argument {
+    std::string name;
+    std::string help;
+    bool required = true;
+    std::string defaultText;
+    std::function<Status(std::string_view)> set;
+  };
   Flag* find(std::string_view name);
+  Status assignArguments();
   template <typename T>
   T& addOwned(std::string name, T defaultValue, std::string help);
 
@@ -77,6 +101,7 @@ class Flags {
   std::string description_;
   std::string positionalHelp_;
   std::vector<Flag> flags_;
+  std::vector<Argument> arguments_;
   std::vector<std::shared_ptr<void>> owned_;  // the values of add(name, default, help)
   std::vector<std::string> positional_;
   bool helpRequested_ = false;

@@ -18,7 +18,8 @@ int runReact(const ReactOptions& options,
     shard.post([&] {
       start(shard, [&](int code) {
         exitCode = code;
-        runtime.stop(std::chrono::milliseconds(0));
+        // A main that ends because the runtime is stopping (a server) leaves the drain as it is.
+        if (!runtime.stopRequested()) runtime.stop(std::chrono::milliseconds(0));
       });
     });
   };

@@ -11,9 +11,11 @@
 // react() starts a runtime (one shard unless options say otherwise), calls main(shard 0) on that
 // shard, and when the Deferred main returned fires, stops the runtime (open connections are closed
 // gracefully) and returns the exit status: 0 on success (for Deferred<int>, the value), 1 on
-// failure after printing "<program>: <reason>" to stderr. A server's main returns a Deferred that
-// never fires (`return Deferred<void>();`): it serves until SIGINT/SIGTERM, which stop the runtime
-// with its drain and make react() return 0, as Twisted's react does. If the runtime cannot start,
+// failure after printing "<program>: <reason>" to stderr. A server's main listens, then waits for
+// the runtime to stop (`co_return co_await reactor.whenStopping();`, or, without a coroutine, a
+// Deferred that never fires, Twisted's `return defer.Deferred()`): SIGINT/SIGTERM stop the
+// runtime with its drain (a main that finishes during one leaves it be) and react() returns the
+// main's status (0), as Twisted's react does. If the runtime cannot start,
 // react() logs why and returns 1. `main` runs on the shard's thread and is kept alive by react()
 // until it returns, so a lambda's captures outlive the coroutine.
 #pragma once
@@ -33,7 +35,7 @@ namespace whorl::reactor {
 struct ReactOptions {
   RuntimeOptions runtime{.shards = 1};
   // Names the program in the failure line; empty: the executable's name.
-  std::string program;
+  std::string program = {};
 };
 
 namespace detail {

@@ -55,6 +55,8 @@ class Runtime {
   // Thread-safe, idempotent: stop accepting and drain for `drain` (default: options.drainTimeout).
   void stop();
   void stop(std::chrono::milliseconds drain);
+  // True once stop() was called (from anywhere) or a stop signal arrived.
+  bool stopRequested() const { return stopRequested_.load(); }
   // Waits until every shard has stopped.
   void join();
   // start(), wait for a signal or stop(), drain, join. Returns the process exit code (0), or 1

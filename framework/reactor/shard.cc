@@ -168,6 +168,13 @@ void Shard::release(Resident* resident) {
   released_.push_back(resident);  // deleted at the end of the turn, so still valid until then
 }
 
+api::Deferred<void> Shard::whenStopping() {
+  if (stopping_) return api::succeed();
+  api::Deferred<void> d;
+  stopWaiters_.push_back(d);
+  return d;
+}
+
 void Shard::beginStop(Clock::duration drain) {
   post([this, drain] { startStop(drain); });
 }
@@ -181,6 +188,9 @@ void Shard::startStop(Clock::duration drain) {
   stopping_ = true;
   drainDeadline_ = Clock::now() + drain;
   shutdownResidents(Resident::ShutdownPhase::kStopAccepting);
+  std::vector<api::Deferred<void>> waiters = std::move(stopWaiters_);
+  stopWaiters_.clear();
+  for (auto& w : waiters) w.callback();
   // The close comes at the deadline the residents were told, however long telling them took.
   callLater(drainDeadline_ - Clock::now(), [this] {
     shutdownResidents(Resident::ShutdownPhase::kClose);

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/api/deferred.h"
 #include "framework/api/reactor.h"
 #include "framework/base/status.h"
 #include "framework/uring/buf_ring.h"
@@ -128,9 +129,15 @@ class Shard final : public api::Reactor {
   bool stopping() const { return stopping_; }
   // Once stopping(): when the drain closes the connections still open (kClose).
   Clock::time_point drainDeadline() const { return drainDeadline_; }
+  // Fires when this shard starts draining (at once if it has): what a server's main awaits,
+  //   co_return co_await reactor.whenStopping();   // serve until SIGINT/SIGTERM or stop()
+  api::Deferred<void> whenStopping();
   size_t residentCount() const { return residentCount_; }
   ShardStats& stats() { return stats_; }
   Runtime* runtime() const { return runtime_; }
+  // A shard stands for its runtime where one is asked for, as Twisted's one reactor does:
+  // listenSSL(reactor, ...) in a react() main listens on every shard of the runtime.
+  operator Runtime&() const { return *runtime_; }  // NOLINT: implicit by design
   // The io_uring set-up mode; set before run() reports ready, constant after.
   const std::string& ringMode() const { return ringMode_; }
 
@@ -185,6 +192,7 @@ class Shard final : public api::Reactor {
 
   bool stopping_ = false;
   Clock::time_point drainDeadline_{};
+  std::vector<api::Deferred<void>> stopWaiters_;
   ShardStats stats_;
 };
 

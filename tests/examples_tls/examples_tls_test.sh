@@ -101,6 +101,26 @@ run "$EX/ssl_clientauth_client" --port "$clientauth_port"
 [[ $rc == 0 && "$out" == "$ECHO_EXPECTED" ]] || fail "ssl_clientauth_client after a refused client: $out $err"
 stop clientauth
 
+# --- startTLS: starttls_server / starttls_client (the seed's STARTTLS / READY exchange) -----------
+start starttls "$EX/starttls_server"
+run "$EX/starttls_client" --port "$starttls_port"
+[[ $rc == 0 && "$out" == "received: READY" ]] || fail "starttls_client (rc $rc): $out $err"
+expected=$'received: plain text\nreceived: STARTTLS\n-- Switching to TLS\nreceived: secure text'
+for _ in $(seq 1 100); do
+  [[ "$(cat "$TMP/starttls.out")" == "$expected" ]] && break
+  sleep 0.05
+done
+[[ "$(cat "$TMP/starttls.out")" == "$expected" ]] || fail "starttls_server printed:
+$(cat "$TMP/starttls.out")"
+echo "ok: starttls_client and starttls_server switch the connection to TLS after READY"
+# A client that does not trust the server's certificate: the handshake fails after READY, and the
+# client says why and exits 1.
+run "$EX/starttls_client" --port "$starttls_port" --ca "$CERTS/test/ca.pem"
+[[ $rc == 1 && "$out" == $'received: READY\nconnection lost: '*"certificate verify failed"* ]] ||
+  fail "starttls_client with the wrong authority (rc $rc): $out $err"
+echo "ok: starttls_client with the wrong authority: $(tail -1 <<<"$out")"
+stop starttls
+
 # --- ALPN ----------------------------------------------------------------------------------------
 start alpn "$EX/alpn_server"
 run "$EX/alpn_client" --port "$alpn_port"

@@ -22,7 +22,7 @@
 #include <optional>
 #include <vector>
 
-#include "examples/files.h"
+#include "framework/base/files.h"
 #include "framework/base/log.h"
 #include "framework/reactor/resolver.h"
 #include "framework/reactor/runtime.h"
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
   if (o.tls) {
     std::optional<tls::TrustRoot> trust;
     if (!o.caPath.empty()) {
-      auto t = tls::trustRootFromPath(examples::findFile(o.caPath));
+      auto t = tls::trustRootFromPath(findDataFile(o.caPath));
       if (!t) return usageError("--ca: " + t.status().message());
       trust = *t;
     } else {
