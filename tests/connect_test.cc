@@ -136,6 +136,28 @@ TEST(React, ANeverFiringMainServesUntilTheRuntimeStops) {
   EXPECT_TRUE(stopped);
 }
 
+TEST(React, AServerMainEndsWhenTheRuntimeStopsAndKeepsItsDrain) {
+  bool stopped = false;
+  int rc = reactor::react(
+      [&](Shard& reactor) -> Deferred<void> {
+        reactor.callLater(5ms, [&] { reactor.stop(); });  // as SIGTERM would
+        co_await reactor.whenStopping();
+        stopped = true;
+        EXPECT_TRUE(reactor.stopping());
+        EXPECT_GE(reactor.drainDeadline() - reactor.now(), 1s);  // testReact's drain, not cut short
+        Status again = co_await reactor.whenStopping();  // fires at once once stopping
+        EXPECT_TRUE(again.isOk());
+        co_return {};
+      },
+      [] {
+        auto o = testReact();
+        o.runtime.drainTimeout = 2s;
+        return o;
+      }());
+  EXPECT_EQ(rc, 0);
+  EXPECT_TRUE(stopped);
+}
+
 // --- connect reports exactly once -------------------------------------------------------------------
 
 TEST(Connect, TcpRefusedFailsOnceAndTheProtocolSeesNothing) {

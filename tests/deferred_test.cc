@@ -492,6 +492,29 @@ TEST(Coroutine, CancelledWhileRunningEndsAtItsNextAwait) {
   EXPECT_EQ(got.code(), Status::Code::kCancelled);
 }
 
+Deferred<int> sumOrFail(Deferred<int> a, Result<int> b) {
+  WHORL_CO_TRY(int x, co_await std::move(a));
+  WHORL_CO_TRY(auto y, std::move(b));
+  co_return x + y;
+}
+
+TEST(Coroutine, CoTryPassesValuesOnAndReturnsFailures) {
+  int got = 0;
+  sumOrFail(succeed(2), 3).addCallback([&](int n) { got = n; });
+  EXPECT_EQ(got, 5);
+  Status why;
+  sumOrFail(succeed(2), Status(Status::Code::kIo, "disk")).addErrback([&](const Status& s) {
+    why = s;
+    return 0;
+  });
+  EXPECT_EQ(why.message(), "disk");
+  sumOrFail(fail<int>(Status(Status::Code::kRefused, "no")), 1).addErrback([&](const Status& s) {
+    why = s;
+    return 0;
+  });
+  EXPECT_EQ(why.message(), "no");
+}
+
 Deferred<void> endsWithoutCoReturn(bool end) {
   if (end) co_return {};
   co_await succeed();

@@ -5,6 +5,8 @@
 //   transport()->loseConnection();   // flush what was written, then close
 //   transport()->abortConnection();  // close now, drop unsent bytes
 //   transport()->startTLS(options);  // options: a tls::TLSOptions, e.g. built from cert.options()
+//   Status sent = co_await transport()->sendFile(fd, 0, size);      // Deferred forms, in coroutines
+//   Status secured = co_await transport()->startTLSDeferred(options);
 //
 // Writes are buffered and sent once per loop turn. When more than the high-water mark is unsent,
 // the protocol's pauseProducing() is called; resumeProducing() follows below the low-water mark

@@ -11,11 +11,14 @@
 // the transport below is an api::LowerTransport (TcpTransport), the layer hands it whole record
 // buffers, flushes at the end of the loop turn and can move the record crypto into the kernel;
 // over any other Transport it writes, schedules its own flush and stays in userspace. The
-// application sees plaintext only: connectionMade() at once, writes queued until the handshake
+// application sees plaintext only: connectionMade() at once (or, with connectAfterHandshake,
+// when the handshake completed: what client connects use), writes queued until the handshake
 // completes and then coalesced into full records once per loop turn, handshakeCompleted() when
-// the peer is verified. loseConnection() sends close_notify and closes without waiting for the
-// peer's reply; a stalled handshake is closed after the context's handshake timeout. The layer
-// owns the application protocol; the transport below owns the layer.
+// the peer is verified, then onHandshake(ok); a failed handshake gives onHandshake(reason), then
+// connectionLost(reason) to an application that was connected. loseConnection() sends
+// close_notify and closes without waiting for the peer's reply; a stalled handshake is closed
+// after the context's handshake timeout. The layer owns the application protocol; the transport
+// below owns the layer.
 #pragma once
 
 #include <atomic>
