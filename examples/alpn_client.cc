@@ -10,17 +10,10 @@
 //   bazel run //examples:alpn_server &
 //   bazel run //examples:alpn_client                          # negotiated: h2
 //   bazel run //examples:alpn_client -- --protocols http/1.1  # negotiated: http/1.1
-#include <cstdio>
 #include <string>
 #include <vector>
 
-#include "framework/base/files.h"
-#include "framework/api/protocol.h"
-#include "framework/base/flags.h"
-#include "framework/base/log.h"
-#include "framework/endpoint/tls_endpoint.h"
-#include "framework/reactor/runtime.h"
-#include "framework/tls/certificate.h"
+#include "examples/echo_protocols.h"
 
 using namespace whorl;
 
@@ -41,15 +34,15 @@ std::vector<std::string> splitProtocols(const std::string& list) {
   return out;
 }
 
-class BasicH2Request : public api::Protocol {
+// The connect result comes after the handshake (SSL4ClientEndpoint's default), so a failed
+// handshake is reported there ("connection failed: ...") and never reaches this protocol.
+class BasicH2Request : public Protocol {
  public:
-  explicit BasicH2Request(int* exitCode) : exitCode_(exitCode) {}
+  explicit BasicH2Request(Deferred<int> done) : done_(std::move(done)) {}
 
   void handshakeCompleted() override {
-    handshook_ = true;
     auto proto = transport()->negotiatedProtocol();
     std::printf("negotiated: %s\n", proto ? proto->c_str() : "none");
-    std::fflush(stdout);
     transport()->write(kTriggerData);
   }
   void dataReceived(std::string_view) override {
@@ -57,67 +50,43 @@ class BasicH2Request : public api::Protocol {
     transport()->loseConnection();
   }
   void connectionLost(const Status& reason) override {
-    // A closed connection after the handshake is fine (the server may close first); a failed
-    // handshake is not. Failures before the handshake are reported by the connect callback.
-    if (handshook_ && !complete_ && !reason.isCleanClose()) {
-      std::printf("connection lost: %s\n", reason.message().c_str());
-      std::fflush(stdout);
-      *exitCode_ = 1;
-    }
-    if (!handshook_) *exitCode_ = 1;
-    transport()->reactor().stop();
+    // A closed connection after the handshake is fine (the server may close first).
+    bool failed = !complete_ && !reason.isCleanClose();
+    if (failed) std::printf("connection lost: %s\n", reason.message().c_str());
+    done_.callback(failed ? 1 : 0);
   }
 
  private:
-  int* exitCode_;
-  bool handshook_ = false;
+  Deferred<int> done_;
   bool complete_ = false;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 8000;
-  std::string host = "localhost";
-  std::string caPath = "certs/public.pem";
-  std::string hostname = "example.com";
-  std::string protocols = "h2,http/1.1";
   Flags flags("alpn_client",
               "TLS client that prints the protocol negotiated with ALPN/NPN (Twisted's "
               "tls_alpn_npn_client.py).");
-  flags.add("host", &host, "server to connect to");
-  flags.add("port", &port, "server TCP port");
-  flags.add("ca", &caPath, "PEM file with the trusted authority");
-  flags.add("hostname", &hostname, "name the server certificate must prove");
-  flags.add("protocols", &protocols,
-            "protocols to offer, comma-separated, most preferred first (empty: offer none)");
+  auto& host = flags.add("host", "localhost", "server to connect to");
+  auto& port = flags.add("port", 8000, "server TCP port");
+  auto& caPath = flags.add("ca", "certs/public.pem", "PEM file with the trusted authority");
+  auto& hostname = flags.add("hostname", "example.com", "name the server certificate must prove");
+  auto& protocols =
+      flags.add("protocols", "h2,http/1.1",
+                "protocols to offer, comma-separated, most preferred first (empty: offer none)");
   flags.parseOrExit(argc, argv);
   log::setLevel(log::Level::kWarning);
-
-  auto authority = tls::Certificate::loadPEMFile(findDataFile(caPath));
-  if (!authority) {
-    std::fprintf(stderr, "alpn_client: %s\n", authority.status().message().c_str());
-    return 1;
-  }
-  tls::TLSOptions options =
-      tls::optionsForClientTLS(hostname, *authority, std::nullopt, splitProtocols(protocols));
-  if (!options) {
-    std::fprintf(stderr, "alpn_client: %s\n", options.status().message().c_str());
-    return 1;
-  }
-  int exitCode = 0;
-  reactor::Runtime runtime({.shards = 1});
-  endpoint::SSL4ClientEndpoint endpoint(runtime.shard(0), host, static_cast<uint16_t>(port),
-                                        options);
-  endpoint.connect(api::Factory::forProtocol<BasicH2Request>(&exitCode),
-                   [&](Result<api::Protocol*> p) {
-                     if (!p) {
-                       std::printf("connection failed: %s\n", p.status().message().c_str());
-                       std::fflush(stdout);
-                       exitCode = 1;
-                       runtime.stop();
-                     }
-                   });
-  runtime.run();
-  return exitCode;
+  return react([&](Shard& reactor) -> Deferred<int> {
+    WHORL_CO_TRY(auto authority, tls::Certificate::loadPEMFile(findDataFile(caPath)));
+    // [snippet alpn-client]
+    tls::TLSOptions options =
+        tls::optionsForClientTLS(hostname, authority, std::nullopt, splitProtocols(protocols));
+    // [end snippet]
+    if (!options) co_return options.status();
+    Deferred<int> done;
+    auto client = co_await connectProtocol<BasicH2Request>(
+        SSL4ClientEndpoint(reactor, host, port, options), done);
+    if (!client) co_return examples::connectionFailed(client.status());
+    co_return co_await done;
+  });
 }
