@@ -46,6 +46,17 @@
 // Coroutines start at once and run until their first co_await of an unfired Deferred. Cancelling
 // the Deferred a coroutine returned cancels the Deferred it awaits and destroys its frame (it is
 // not resumed). A coroutine must end with co_return: `co_return {};` ends a Deferred<void> one.
+// GCC 12 (Debian 12's compiler) miscompiles one case: a temporary of aggregate type whose
+// destructor does something (an options struct with a std::string, built with braces, or a
+// lambda capturing a std::string by value) that appears inside a co_await expression is destroyed
+// twice. Build such an object in a variable first:
+//   TCP4ServerEndpoint server(reactor, 0, {.interface = "127.0.0.1"});   // not inside co_await
+//   auto port = co_await server.listenDeferred(factory);
+//   auto fetch = [name] { return lookup(name); };
+//   Result<Entry> e = co_await deferLater(reactor, 1s, fetch);
+// Temporaries made by constructors (std::string("..."), a Deferred, an endpoint with default
+// options) are not affected, and clang 14 compiles all of it correctly.
+//
 // Take coroutine parameters by value: the frame keeps references as references, and a
 // `const std::string&` bound to a temporary dangles after the first co_await that suspends.
 // Likewise a lambda coroutine's captures live in the lambda object, which must outlive the
