@@ -40,12 +40,14 @@ std::vector<std::string> splitProtocols(const std::string& list) {
 // the first data.
 class NPNPrinter : public api::Protocol {
  public:
+  // [snippet negotiated]
   void handshakeCompleted() override {
     handshook_ = true;
     auto proto = transport()->negotiatedProtocol();
     std::printf("negotiated: %s\n", proto ? proto->c_str() : "none");
     std::fflush(stdout);
   }
+  // [end snippet]
   void dataReceived(std::string_view data) override {
     transport()->write(data);
     complete_ = true;

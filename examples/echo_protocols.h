@@ -17,11 +17,14 @@
 
 namespace whorl::examples {
 
+// [snippet echo]
 class Echo : public Protocol {
  public:
   void dataReceived(std::string_view data) override { transport()->write(data); }
 };
+// [end snippet]
 
+// [snippet echo-client]
 class EchoClient : public LineReceiver {
  public:
   static constexpr std::string_view kEnd = "Bye-bye!";
@@ -48,6 +51,7 @@ class EchoClient : public LineReceiver {
   Deferred<int> done_;
   bool sawEnd_ = false;
 };
+// [end snippet]
 
 // Prints "connection failed: <reason>" and gives the exit status, 1.
 inline int connectionFailed(const Status& why) {

@@ -62,10 +62,12 @@ int main(int argc, char** argv) {
   log::setLevel(log::Level::kWarning);
   return react([&](Shard& reactor) -> Deferred<int> {
     WHORL_CO_TRY(auto authority, tls::Certificate::loadPEMFile(findDataFile(caPath)));
+    // [snippet starttls-client-main]
     Deferred<int> done;
     auto client = co_await connectProtocol<StartTLSClient>(
         HostnameEndpoint(reactor, host, port), tls::optionsForClientTLS("example.com", authority),
         done);
+    // [end snippet]
     if (!client) co_return examples::connectionFailed(client.status());
     co_return co_await done;
   });

@@ -9,7 +9,9 @@
 //   received: secure text
 #include <cstdio>
 
+// [snippet include]
 #include "framework/whorl.h"
+// [end snippet]
 
 using namespace whorl;
 
@@ -56,10 +58,12 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line as it happens
   return react([&](Shard& reactor) -> Deferred<void> {
     WHORL_CO_TRY(auto cert, tls::PrivateCertificate::loadPEMFile(findDataFile(certPath)));
+    // [snippet starttls-server-main]
     tls::TLSOptions options = cert.options();  // the seed's factory.options = cert.options()
     if (!options) co_return options.status();
     WHORL_CO_TRY(auto listening, TCP4ServerEndpoint(reactor, port, {.interface = interface})
                                      .listen(Factory::forProtocol<TLSServer>(options)));
+    // [end snippet]
     WHORL_LOG(kInfo, "STARTTLS line server listening on %s; stop with Ctrl-C",
               listening->getHost().toString().c_str());
     co_return co_await reactor.whenStopping();

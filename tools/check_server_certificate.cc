@@ -23,6 +23,7 @@ using namespace whorl;
 
 namespace {
 
+// [snippet show-certificate]
 class ShowCertificate : public Protocol {
  public:
   explicit ShowCertificate(Deferred<int> done) : done_(std::move(done)) {}
@@ -43,6 +44,7 @@ class ShowCertificate : public Protocol {
   Deferred<int> done_;
   bool shown_ = false;
 };
+// [end snippet]
 
 }  // namespace
 
@@ -59,9 +61,11 @@ int main(int argc, char** argv) {
       flags.add("timeout", std::chrono::seconds(30), "seconds to wait for the TCP connection");
   flags.parseOrExit(argc, argv);
   log::setLevel(log::Level::kWarning);
+  // [snippet trust]
   auto trust = caPath.empty() ? tls::platformTrust() : tls::trustRootFromPath(findDataFile(caPath));
   auto options = trust ? tls::optionsForClientTLS(hostname.empty() ? host : hostname, *trust)
                        : tls::TLSOptions(trust.status());
+  // [end snippet]
   if (!options) {
     std::fprintf(stderr, "check_server_certificate: %s\n", options.status().message().c_str());
     return 2;
