@@ -68,7 +68,9 @@ TEST_F(KtlsService, ProxiedClientEchoesInKernelTlsAndIsCountedSo) {
       EXPECT_EQ(during["TlsCurrRxSw"] - statBefore["TlsCurrRxSw"], 1) << "and decrypts there";
     }  // the client closes its socket
     auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (metrics.closed.value("lost") + metrics.closed.value("closed") == 0 &&
+    // The shard counts the close, then the open connection, in that order: wait for both.
+    while ((metrics.closed.value("lost") + metrics.closed.value("closed") == 0 ||
+            metrics.open.value() != 0) &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(10ms);  // polling a counter another thread sets, with a deadline
     }
