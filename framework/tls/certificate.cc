@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "framework/tls/openssl_ptr.h"
 #include "framework/tls/options.h"
 
 namespace whorl::tls {
@@ -32,19 +33,21 @@ Result<std::string> readFile(const std::string& path) {
   return ss.str();
 }
 
-std::unique_ptr<BIO, decltype(&BIO_free)> memBio(std::string_view data) {
-  return {BIO_new_mem_buf(data.data(), static_cast<int>(data.size())), BIO_free};
+BioPtr memBio(std::string_view data) {
+  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+std::string bioContents(BIO* b) {
+  char* data = nullptr;
+  long len = BIO_get_mem_data(b, &data);
+  return std::string(data, static_cast<size_t>(len));
 }
 
 std::string nameToString(X509_NAME* name) {
   if (name == nullptr) return "";
-  BIO* b = BIO_new(BIO_s_mem());
-  X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(b, &data);
-  std::string s(data, static_cast<size_t>(len));
-  BIO_free(b);
-  return s;
+  BioPtr b(BIO_new(BIO_s_mem()));
+  X509_NAME_print_ex(b.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  return bioContents(b.get());
 }
 
 std::chrono::system_clock::time_point asn1Time(const ASN1_TIME* t) {
@@ -128,7 +131,9 @@ std::string Certificate::commonName() const {
 std::vector<std::string> Certificate::subjectAltNames() const {
   std::vector<std::string> out;
   if (!valid()) return out;
-  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(raw(), NID_subject_alt_name, nullptr, nullptr));
+  GeneralNamesPtr owned(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(raw(), NID_subject_alt_name, nullptr, nullptr)));
+  GENERAL_NAMES* names = owned.get();
   if (names == nullptr) return out;
   for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
     GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, i);
@@ -155,7 +160,6 @@ std::vector<std::string> Certificate::subjectAltNames() const {
                                            static_cast<size_t>(ASN1_STRING_length(gn->d.rfc822Name))));
     }
   }
-  GENERAL_NAMES_free(names);
   return out;
 }
 
@@ -169,12 +173,9 @@ std::chrono::system_clock::time_point Certificate::notAfter() const {
 
 std::string Certificate::serialNumber() const {
   if (!valid()) return "";
-  BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(raw()), nullptr);
-  char* hex = BN_bn2hex(bn);
-  std::string s(hex);
-  OPENSSL_free(hex);
-  BN_free(bn);
-  return s;
+  BignumPtr bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(raw()), nullptr));
+  OpenSslString hex(bn ? BN_bn2hex(bn.get()) : nullptr);
+  return hex ? std::string(hex.get()) : "";
 }
 
 std::string Certificate::sha256Digest() const {
@@ -193,23 +194,18 @@ std::string Certificate::sha256Digest() const {
 
 std::string Certificate::dumpPEM() const {
   if (!valid()) return "";
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, raw());
-  char* data = nullptr;
-  long len = BIO_get_mem_data(b, &data);
-  std::string s(data, static_cast<size_t>(len));
-  BIO_free(b);
-  return s;
+  BioPtr b(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509(b.get(), raw());
+  return bioContents(b.get());
 }
 
 std::string Certificate::dumpDER() const {
   if (!valid()) return "";
   unsigned char* out = nullptr;
   int len = i2d_X509(raw(), &out);
+  OpenSslBytes owned(out);
   if (len <= 0) return "";
-  std::string s(reinterpret_cast<char*>(out), static_cast<size_t>(len));
-  OPENSSL_free(out);
-  return s;
+  return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(len));
 }
 
 std::string Certificate::toString() const {

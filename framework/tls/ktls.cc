@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "framework/tls/certificate.h"
+#include "framework/tls/openssl_ptr.h"
 #include "framework/tls/session.h"
 
 namespace whorl::tls {
@@ -67,10 +68,10 @@ std::string cryptoInfo(uint16_t version, uint16_t cipher, const KernelTlsDirecti
 
 Result<std::string> tls1Prf(const std::string& digest, const std::string& secret,
                             const std::string& seed, size_t length) {
-  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "TLS1-PRF", nullptr);
-  if (kdf == nullptr) return Status(Status::Code::kTls, "TLS1-PRF unavailable: " + takeOpenSSLErrors());
-  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
-  EVP_KDF_free(kdf);
+  EvpKdfPtr kdf(EVP_KDF_fetch(nullptr, "TLS1-PRF", nullptr));
+  if (!kdf) return Status(Status::Code::kTls, "TLS1-PRF unavailable: " + takeOpenSSLErrors());
+  EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(kdf.get()));
+  if (!ctx) return Status(Status::Code::kTls, "TLS1-PRF: " + takeOpenSSLErrors());
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest.c_str()), 0),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, const_cast<char*>(secret.data()), secret.size()),
@@ -78,8 +79,7 @@ Result<std::string> tls1Prf(const std::string& digest, const std::string& secret
       OSSL_PARAM_construct_end(),
   };
   std::string out(length, '\0');
-  int ok = EVP_KDF_derive(ctx, reinterpret_cast<unsigned char*>(out.data()), length, params);
-  EVP_KDF_CTX_free(ctx);
+  int ok = EVP_KDF_derive(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), length, params);
   if (ok != 1) return Status(Status::Code::kTls, "TLS1-PRF: " + takeOpenSSLErrors());
   return out;
 }
@@ -168,10 +168,10 @@ Result<std::string> hkdfExpandLabel(const std::string& digest, const std::string
   info += full;
   info.push_back(static_cast<char>(context.size()));
   info += context;
-  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
-  if (kdf == nullptr) return Status(Status::Code::kTls, "HKDF unavailable: " + takeOpenSSLErrors());
-  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
-  EVP_KDF_free(kdf);
+  EvpKdfPtr kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
+  if (!kdf) return Status(Status::Code::kTls, "HKDF unavailable: " + takeOpenSSLErrors());
+  EvpKdfCtxPtr ctx(EVP_KDF_CTX_new(kdf.get()));
+  if (!ctx) return Status(Status::Code::kTls, "HKDF: " + takeOpenSSLErrors());
   int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
@@ -181,8 +181,7 @@ Result<std::string> hkdfExpandLabel(const std::string& digest, const std::string
       OSSL_PARAM_construct_end(),
   };
   std::string out(length, '\0');
-  int ok = EVP_KDF_derive(ctx, reinterpret_cast<unsigned char*>(out.data()), length, params);
-  EVP_KDF_CTX_free(ctx);
+  int ok = EVP_KDF_derive(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), length, params);
   if (ok != 1) return Status(Status::Code::kTls, "HKDF-Expand-Label: " + takeOpenSSLErrors());
   return out;
 }

@@ -237,6 +237,9 @@ Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& ra
 
 Status useIdentity(SSL_CTX* ctx, const Certificate& cert, const KeyPair& key,
                    const std::vector<Certificate>& chain) {
+  if (!cert.valid() || !key.valid()) {
+    return Status::invalidArgument("an empty PrivateCertificate: a certificate and its key are needed");
+  }
   // Checked first: SSL_CTX_use_PrivateKey would fail on a mismatch with only OpenSSL's
   // "key values mismatch".
   if (X509_check_private_key(cert.raw(), key.raw()) != 1) {
@@ -304,13 +307,12 @@ Result<TLSVersion> parseTLSVersion(std::string_view text) {
 
 Result<AcceptableCiphers> AcceptableCiphers::fromOpenSSLCipherString(std::string tls12,
                                                                       std::string tls13) {
-  SSL_CTX* probe = SSL_CTX_new(TLS_method());
-  if (probe == nullptr) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
-  bool ok12 = tls12.empty() || SSL_CTX_set_cipher_list(probe, tls12.c_str()) == 1;
+  SslCtxPtr probe(SSL_CTX_new(TLS_method()));
+  if (!probe) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
+  bool ok12 = tls12.empty() || SSL_CTX_set_cipher_list(probe.get(), tls12.c_str()) == 1;
   ERR_clear_error();
-  bool ok13 = tls13.empty() || SSL_CTX_set_ciphersuites(probe, tls13.c_str()) == 1;
+  bool ok13 = tls13.empty() || SSL_CTX_set_ciphersuites(probe.get(), tls13.c_str()) == 1;
   ERR_clear_error();
-  SSL_CTX_free(probe);
   if ((tls12.empty() || !ok12) && (tls13.empty() || !ok13)) {
     return Status::invalidArgument("the cipher selection '" + tls12 + "' / '" + tls13 +
                                    "' matches no cipher this OpenSSL supports");
@@ -372,21 +374,14 @@ int TlsContext::contextIndex() {
   return idx;
 }
 
-TlsContext::~TlsContext() {
-  if (cachedSession_ != nullptr) SSL_SESSION_free(cachedSession_);
-  for (SSL_CTX* c : sniOwned_) SSL_CTX_free(c);
-  if (ctx_ != nullptr) SSL_CTX_free(ctx_);
-}
-
 void TlsContext::storeSession(SSL_SESSION* session) const {
   // Keep a copy: the original stays the connection's own session, and OpenSSL marks that one not
   // resumable when the connection ends without a close_notify it saw (always so under kTLS).
-  SSL_SESSION* copy = SSL_SESSION_dup(session);
-  SSL_SESSION_free(session);  // the callback handed us this reference
-  if (copy == nullptr) return;
+  SslSessionPtr handed(session);  // the callback handed us this reference
+  SslSessionPtr copy(SSL_SESSION_dup(session));
+  if (!copy) return;
   std::lock_guard<std::mutex> lock(sessionMu_);
-  if (cachedSession_ != nullptr) SSL_SESSION_free(cachedSession_);
-  cachedSession_ = copy;
+  cachedSession_ = std::move(copy);
 }
 
 Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
@@ -402,17 +397,14 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
   tc->ktls_ = ktls;
 
   auto build = [&](const Certificate& cert, const KeyPair& key,
-                   const std::vector<Certificate>& chain) -> Result<SSL_CTX*> {
+                   const std::vector<Certificate>& chain) -> Result<SslCtxPtr> {
     ERR_clear_error();
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == nullptr) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
-    auto fail = [ctx](Status s) -> Result<SSL_CTX*> {
-      SSL_CTX_free(ctx);
-      return s;
-    };
+    SslCtxPtr owned(SSL_CTX_new(TLS_server_method()));
+    if (!owned) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
+    SSL_CTX* ctx = owned.get();
     SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
-    if (Status s = configureCommon(ctx, *range, acceptableCiphers, ktls); !s.isOk()) return fail(s);
-    if (Status s = useIdentity(ctx, cert, key, chain); !s.isOk()) return fail(s);
+    WHORL_RETURN_IF_ERROR(configureCommon(ctx, *range, acceptableCiphers, ktls));
+    WHORL_RETURN_IF_ERROR(useIdentity(ctx, cert, key, chain));
     if (!enableSessionTickets) {
       SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
       // In TLS 1.3 SSL_OP_NO_TICKET alone only switches to stateful tickets (still sent, still
@@ -420,23 +412,23 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
       SSL_CTX_set_num_tickets(ctx, 0);
     } else if (sessionTicketKeys) {
       if (Status s = sessionTicketKeys->install(ctx); !s.isOk()) {
-        return fail(s.withContext("sessionTicketKeys"));
+        return s.withContext("sessionTicketKeys");
       }
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     static const unsigned char kSessionContext[] = "whorl";
     SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1);
     if (dhParameters) {
-      EVP_PKEY* dh = dhParameters->raw();
-      EVP_PKEY_up_ref(dh);
-      if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
-        EVP_PKEY_free(dh);
-        return fail(Status(Status::Code::kTls, "dhParameters: " + takeOpenSSLErrors()));
+      EVP_PKEY_up_ref(dhParameters->raw());
+      EvpPkeyPtr dh(dhParameters->raw());
+      if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh.get()) != 1) {
+        return Status(Status::Code::kTls, "dhParameters: " + takeOpenSSLErrors());
       }
+      (void)dh.release();  // set0: the context owns it now
     }
     if (trustRoot) {
       X509_STORE* store = SSL_CTX_get_cert_store(ctx);
-      if (Status s = trustRoot->addTo(store); !s.isOk()) return fail(s);
+      WHORL_RETURN_IF_ERROR(trustRoot->addTo(store));
       SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verifyCallback);
       SSL_CTX_set_verify_depth(ctx, verifyDepth);
       // Tell clients which authorities we accept.
@@ -449,38 +441,35 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
     if (!acceptableProtocols.empty()) {
       SSL_CTX_set_alpn_select_cb(ctx, alpnSelect, nullptr);
     }
-    return ctx;
+    return owned;
   };
 
   auto main = build(certificate, privateKey, extraCertChain);
   if (!main) return main.status();
-  tc->ctx_ = *main;
-#ifndef OPENSSL_NO_NEXTPROTONEG
-  std::string* npnWire = nullptr;
-  if (!acceptableProtocols.empty()) {
-    // Owned by the context through ex_data-free storage: keep it alongside the protocols.
-    npnWire = new std::string(wireProtocols(acceptableProtocols));
-  }
-#endif
+  tc->ctx_ = std::move(*main);
   for (const auto& pc : sniCertificates) {
     auto sctx = build(pc.certificate(), pc.privateKey(), pc.chain());
     if (!sctx) return sctx.status().withContext("sniCertificates");
-    tc->sniOwned_.push_back(*sctx);
+    SSL_CTX* c = sctx->get();
+    tc->sniOwned_.push_back(std::move(*sctx));
     bool named = false;
     for (const auto& san : pc.certificate().subjectAltNames()) {
       if (san.rfind("DNS:", 0) == 0) {
-        tc->sni_.emplace_back(san.substr(4), *sctx);
+        tc->sni_.emplace_back(san.substr(4), c);
         named = true;
       }
     }
-    if (!named) tc->sni_.emplace_back(pc.certificate().commonName(), *sctx);
+    if (!named) tc->sni_.emplace_back(pc.certificate().commonName(), c);
   }
-  if (!tc->sni_.empty()) SSL_CTX_set_tlsext_servername_callback(tc->ctx_, serverNameCallback);
+  if (!tc->sni_.empty()) SSL_CTX_set_tlsext_servername_callback(tc->raw(), serverNameCallback);
 #ifndef OPENSSL_NO_NEXTPROTONEG
-  if (npnWire != nullptr) {
-    tc->npnWire_.reset(npnWire);
-    SSL_CTX_set_next_protos_advertised_cb(tc->ctx_, npnAdvertise, tc->npnWire_.get());
-    for (auto& [name, c] : tc->sni_) SSL_CTX_set_next_protos_advertised_cb(c, npnAdvertise, tc->npnWire_.get());
+  if (!acceptableProtocols.empty()) {
+    // The context owns the advertisement: the callbacks get a pointer into it.
+    tc->npnWire_ = std::make_unique<std::string>(wireProtocols(acceptableProtocols));
+    SSL_CTX_set_next_protos_advertised_cb(tc->raw(), npnAdvertise, tc->npnWire_.get());
+    for (auto& [name, c] : tc->sni_) {
+      SSL_CTX_set_next_protos_advertised_cb(c, npnAdvertise, tc->npnWire_.get());
+    }
   }
 #endif
   return tc;
@@ -561,9 +550,9 @@ Result<std::shared_ptr<TlsContext>> TlsContext::client(
   tc->protocols_ = acceptableProtocols;
   tc->resumeSessions_ = extras.resumeSessions;
   tc->ktls_ = extras.ktls;
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
-  tc->ctx_ = ctx;
+  tc->ctx_.reset(SSL_CTX_new(TLS_client_method()));
+  if (!tc->ctx_) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
+  SSL_CTX* ctx = tc->raw();
   SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
   WHORL_RETURN_IF_ERROR(configureCommon(ctx, *range, extras.acceptableCiphers, extras.ktls));
   WHORL_RETURN_IF_ERROR(trustRoot->addTo(SSL_CTX_get_cert_store(ctx)));
@@ -589,14 +578,15 @@ Result<std::shared_ptr<TlsContext>> TlsContext::client(
   return tc;
 }
 
-Result<SSL*> TlsContext::newSSL(std::unique_ptr<VerifyFailure>* verify) const {
+Result<SslPtr> TlsContext::newSSL(std::unique_ptr<VerifyFailure>* verify) const {
   ERR_clear_error();
-  SSL* ssl = SSL_new(ctx_);
-  if (ssl == nullptr) return Status(Status::Code::kTls, "SSL_new: " + takeOpenSSLErrors());
+  SslPtr owned(SSL_new(ctx_.get()));
+  if (!owned) return Status(Status::Code::kTls, "SSL_new: " + takeOpenSSLErrors());
+  SSL* ssl = owned.get();
   SSL_set_ex_data(ssl, verifyIndex(), verify);
   if (role_ == Role::kServer) {
     SSL_set_accept_state(ssl);
-    return ssl;
+    return owned;
   }
   SSL_set_connect_state(ssl);
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -616,17 +606,14 @@ Result<SSL*> TlsContext::newSSL(std::unique_ptr<VerifyFailure>* verify) const {
   }
   if (resumeSessions_) {
     std::lock_guard<std::mutex> lock(sessionMu_);
-    if (cachedSession_ != nullptr && SSL_SESSION_is_resumable(cachedSession_)) {
+    if (cachedSession_ && SSL_SESSION_is_resumable(cachedSession_.get())) {
       // A copy: OpenSSL marks a connection's session not resumable when that connection ends
       // without close_notify, which must not spoil the cached one for later connections.
-      SSL_SESSION* copy = SSL_SESSION_dup(cachedSession_);
-      if (copy != nullptr) {
-        SSL_set_session(ssl, copy);
-        SSL_SESSION_free(copy);
-      }
+      SslSessionPtr copy(SSL_SESSION_dup(cachedSession_.get()));
+      if (copy) SSL_set_session(ssl, copy.get());  // takes its own reference
     }
   }
-  return ssl;
+  return owned;
 }
 
 std::string TlsContext::describeFailure(SSL* ssl, const VerifyFailure& vf,

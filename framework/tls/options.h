@@ -38,6 +38,7 @@
 #include "framework/api/transport.h"
 #include "framework/base/status.h"
 #include "framework/tls/certificate.h"
+#include "framework/tls/openssl_ptr.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -198,7 +199,6 @@ class TlsContext final : public api::TlsUpgrade,
                          public std::enable_shared_from_this<TlsContext> {
  public:
   enum class Role { kClient, kServer };
-  ~TlsContext() override;
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
@@ -208,7 +208,7 @@ class TlsContext final : public api::TlsUpgrade,
   std::chrono::milliseconds handshakeTimeout() const { return handshakeTimeout_; }
   const std::vector<std::string>& acceptableProtocols() const { return protocols_; }
   KtlsMode ktls() const { return ktls_; }
-  SSL_CTX* raw() const { return ctx_; }
+  SSL_CTX* raw() const { return ctx_.get(); }
 
   // api::TlsUpgrade: transport()->startTLS(options) puts a TLS layer in this role under a live
   // protocol (defined in tls_layer.cc).
@@ -217,10 +217,9 @@ class TlsContext final : public api::TlsUpgrade,
       std::unique_ptr<api::Protocol> app, std::function<void(Status)> onHandshake) const override;
 
   // A new SSL object for one connection in this context's role (client: SNI, name checks and a
-  // cached session to resume). `verify` receives verification failure details; it must outlive
-  // the SSL object.
-  // `verify` receives a VerifyFailure (allocated then) if the peer's certificate fails.
-  Result<SSL*> newSSL(std::unique_ptr<VerifyFailure>* verify) const;
+  // cached session to resume). `verify` receives a VerifyFailure (allocated then) if the peer's
+  // certificate fails; it must outlive the SSL object.
+  Result<SslPtr> newSSL(std::unique_ptr<VerifyFailure>* verify) const;
   // The reason a handshake failed, in words a person can act on.
   std::string describeFailure(SSL* ssl, const VerifyFailure& verify,
                               const std::string& openSSLErrors) const;
@@ -245,9 +244,9 @@ class TlsContext final : public api::TlsUpgrade,
   TlsContext() = default;
 
   Role role_ = Role::kServer;
-  SSL_CTX* ctx_ = nullptr;
-  std::vector<std::pair<std::string, SSL_CTX*>> sni_;  // name -> context (not owning)
-  std::vector<SSL_CTX*> sniOwned_;
+  SslCtxPtr ctx_;
+  std::vector<std::pair<std::string, SSL_CTX*>> sni_;  // name -> one of sniOwned_
+  std::vector<SslCtxPtr> sniOwned_;
   std::string hostname_;
   bool hostnameIsIp_ = false;
   std::chrono::milliseconds handshakeTimeout_{10000};
@@ -256,7 +255,7 @@ class TlsContext final : public api::TlsUpgrade,
   bool resumeSessions_ = true;
   KtlsMode ktls_ = KtlsMode::kAuto;
   mutable std::mutex sessionMu_;
-  mutable SSL_SESSION* cachedSession_ = nullptr;
+  mutable SslSessionPtr cachedSession_;
 };
 
 }  // namespace whorl::tls

@@ -106,7 +106,7 @@ TlsSession::KernelBook& TlsSession::book() {
 
 uint64_t TlsSession::recordsSentUnderTrafficKeys() const {
   if (!book_) return 0;
-  if (SSL_version(ssl_) == TLS1_3_VERSION) {
+  if (SSL_version(ssl()) == TLS1_3_VERSION) {
     // A TLS 1.3 server writes its session tickets in the call that completes the handshake, after
     // switching to its application key; a client's last handshake record (Finished) is not.
     return book_->txAppAtCompletion + (book_->out.records - book_->outAtCompletion);
@@ -117,7 +117,7 @@ uint64_t TlsSession::recordsSentUnderTrafficKeys() const {
 uint64_t TlsSession::recordsReceivedUnderTrafficKeys() const {
   if (!book_) return 0;
   uint64_t after = book_->in.records - book_->inAtCompletion;
-  if (SSL_version(ssl_) == TLS1_3_VERSION) return after;
+  if (SSL_version(ssl()) == TLS1_3_VERSION) return after;
   return book_->in.sinceChangeCipherSpec;
 }
 
@@ -191,18 +191,17 @@ Result<std::unique_ptr<TlsSession>> TlsSession::create(std::shared_ptr<TlsContex
   s->context_ = std::move(context);
   auto ssl = s->context_->newSSL(&s->verify_);
   if (!ssl) return ssl.status();
-  s->ssl_ = *ssl;
-  SSL_set_ex_data(s->ssl_, sessionIndex(), s.get());
+  s->ssl_ = std::move(*ssl);
+  SSL_set_ex_data(s->ssl(), sessionIndex(), s.get());
   BIO* bio = BIO_new(bioMethod());
   if (bio == nullptr) return Status(Status::Code::kTls, "BIO_new: " + takeOpenSSLErrors());
   BIO_set_data(bio, s.get());
-  SSL_set_bio(s->ssl_, bio, bio);  // one BIO both ways; the SSL owns it
+  SSL_set_bio(s->ssl(), bio, bio);  // one BIO both ways; the SSL owns it
   return s;
 }
 
-TlsSession::~TlsSession() {
-  if (ssl_ != nullptr) SSL_free(ssl_);
-}
+// The SSL goes first, as before the holders: its BIO and ex_data point back into this session.
+TlsSession::~TlsSession() { ssl_.reset(); }
 
 void TlsSession::beginInput(std::string_view ciphertext) { view_ = ciphertext; }
 
@@ -217,7 +216,7 @@ Status TlsSession::fail(int sslError, const char* operation) {
   if (sslError == SSL_ERROR_SYSCALL && errors.empty()) {
     reason = std::string(operation) + ": unexpected end of the TLS stream";
   } else {
-    reason = context_->describeFailure(ssl_, verify_ ? *verify_ : VerifyFailure{}, errors);
+    reason = context_->describeFailure(ssl(), verify_ ? *verify_ : VerifyFailure{}, errors);
   }
   if (!handshakeDone_) {
     // Name the stage so that logs distinguish "never spoke TLS" from a failed verification.
@@ -241,7 +240,7 @@ Status TlsSession::advanceHandshake(bool* completed) {
   if (!failure_.isOk()) return failure_;
   clearStaleErrors();
   uint64_t outBefore = book_ ? book_->out.records : 0;
-  int rc = SSL_do_handshake(ssl_);
+  int rc = SSL_do_handshake(ssl());
   if (rc == 1) {
     handshakeDone_ = true;
     *completed = true;
@@ -249,11 +248,11 @@ Status TlsSession::advanceHandshake(bool* completed) {
       KernelBook& b = book();
       b.outAtCompletion = b.out.records;
       b.inAtCompletion = b.in.records;
-      if (SSL_is_server(ssl_) == 1) b.txAppAtCompletion = b.out.records - outBefore;
+      if (SSL_is_server(ssl()) == 1) b.txAppAtCompletion = b.out.records - outBefore;
     }
     return Status::ok();
   }
-  int err = SSL_get_error(ssl_, rc);
+  int err = SSL_get_error(ssl(), rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Status::ok();
   return fail(err, "handshake");
 }
@@ -263,16 +262,16 @@ TlsSession::ReadResult TlsSession::read(const std::function<bool(std::string_vie
   for (;;) {
     clearStaleErrors();
     size_t n = 0;
-    int rc = SSL_read_ex(ssl_, buf, sizeof(buf), &n);
+    int rc = SSL_read_ex(ssl(), buf, sizeof(buf), &n);
     if (rc == 1) {
       if (!sink(std::string_view(buf, n))) return ReadResult::kStopped;
       // Input used up and nothing buffered inside OpenSSL (no decrypted bytes, no part of a
       // record): another SSL_read could only say "want read". Skipping it saves a full pass
       // through the record layer per read.
-      if (bufferedInput() == 0 && SSL_has_pending(ssl_) == 0) return ReadResult::kWantMore;
+      if (bufferedInput() == 0 && SSL_has_pending(ssl()) == 0) return ReadResult::kWantMore;
       continue;
     }
-    int err = SSL_get_error(ssl_, rc);
+    int err = SSL_get_error(ssl(), rc);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return ReadResult::kWantMore;
     if (err == SSL_ERROR_ZERO_RETURN) return ReadResult::kPeerClosed;
     (void)fail(err, "read");
@@ -281,7 +280,7 @@ TlsSession::ReadResult TlsSession::read(const std::function<bool(std::string_vie
 }
 
 bool TlsSession::hasPendingPlaintext() const {
-  return SSL_pending(ssl_) > 0 || bufferedInput() > 0;
+  return SSL_pending(ssl()) > 0 || bufferedInput() > 0;
 }
 
 Status TlsSession::write(std::string_view plaintext) {
@@ -289,8 +288,8 @@ Status TlsSession::write(std::string_view plaintext) {
   while (!plaintext.empty()) {
     clearStaleErrors();
     size_t n = 0;
-    int rc = SSL_write_ex(ssl_, plaintext.data(), plaintext.size(), &n);
-    if (rc != 1) return fail(SSL_get_error(ssl_, rc), "write");
+    int rc = SSL_write_ex(ssl(), plaintext.data(), plaintext.size(), &n);
+    if (rc != 1) return fail(SSL_get_error(ssl(), rc), "write");
     plaintext.remove_prefix(n);
   }
   return Status::ok();
@@ -299,7 +298,7 @@ Status TlsSession::write(std::string_view plaintext) {
 void TlsSession::shutdown() {
   ERR_clear_error();
   // The first call queues our close_notify; we do not wait for the peer's (bounded close).
-  SSL_shutdown(ssl_);
+  SSL_shutdown(ssl());
   ERR_clear_error();
 }
 
@@ -309,7 +308,7 @@ void TlsSession::releaseBuffers() {
 }
 
 std::shared_ptr<X509> TlsSession::peerCertificate() const {
-  X509* x = SSL_get1_peer_certificate(ssl_);
+  X509* x = SSL_get1_peer_certificate(ssl());
   if (x == nullptr) return nullptr;
   return std::shared_ptr<X509>(x, X509_free);
 }
@@ -317,22 +316,22 @@ std::shared_ptr<X509> TlsSession::peerCertificate() const {
 std::optional<std::string> TlsSession::negotiatedProtocol() const {
   const unsigned char* p = nullptr;
   unsigned len = 0;
-  SSL_get0_alpn_selected(ssl_, &p, &len);
+  SSL_get0_alpn_selected(ssl(), &p, &len);
   if (p != nullptr && len > 0) return std::string(reinterpret_cast<const char*>(p), len);
 #ifndef OPENSSL_NO_NEXTPROTONEG
-  SSL_get0_next_proto_negotiated(ssl_, &p, &len);
+  SSL_get0_next_proto_negotiated(ssl(), &p, &len);
   if (p != nullptr && len > 0) return std::string(reinterpret_cast<const char*>(p), len);
 #endif
   return std::nullopt;
 }
 
-std::string TlsSession::version() const { return SSL_get_version(ssl_); }
+std::string TlsSession::version() const { return SSL_get_version(ssl()); }
 
 std::string TlsSession::cipher() const {
-  const char* c = SSL_get_cipher_name(ssl_);
+  const char* c = SSL_get_cipher_name(ssl());
   return c ? c : "";
 }
 
-bool TlsSession::resumed() const { return SSL_session_reused(ssl_) == 1; }
+bool TlsSession::resumed() const { return SSL_session_reused(ssl()) == 1; }
 
 }  // namespace whorl::tls

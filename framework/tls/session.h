@@ -68,7 +68,7 @@ class TlsSession {
   void releaseBuffers();
 
   const Status& failure() const { return failure_; }
-  SSL* ssl() const { return ssl_; }
+  SSL* ssl() const { return ssl_.get(); }
   const TlsContext& context() const { return *context_; }
 
   // kTLS bookkeeping (see ktls.h): TLS 1.3 application traffic secrets from the key log, and the
@@ -106,7 +106,7 @@ class TlsSession {
   static const BIO_METHOD* bioMethod();
 
   std::shared_ptr<TlsContext> context_;
-  SSL* ssl_ = nullptr;
+  SslPtr ssl_;
   // Filled by the verify callback only when verification fails (most sessions never need one).
   std::unique_ptr<VerifyFailure> verify_;
   ByteBuffer in_;          // leftover ciphertext (an incomplete record)

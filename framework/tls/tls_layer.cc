@@ -9,6 +9,7 @@
 
 #include "framework/base/log.h"
 #include "framework/tls/ktls.h"
+#include "framework/tls/openssl_ptr.h"
 
 namespace whorl::tls {
 
@@ -205,10 +206,11 @@ void TlsLayer::handBackToOpenSSL(std::string_view message) {
   const EVP_CIPHER* cipher = handBack_->cipherType == TLS_CIPHER_CHACHA20_POLY1305 ? EVP_chacha20_poly1305()
                              : handBack_->cipherType == TLS_CIPHER_AES_GCM_256 ? EVP_aes_256_gcm()
                                                                               : EVP_aes_128_gcm();
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  EvpCipherCtxPtr owned(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = owned.get();
   int n = 0;
   std::string out(inner.size() + 16, '\0');
-  bool ok = EVP_EncryptInit_ex(ctx, cipher, nullptr, nullptr, nullptr) == 1 &&
+  bool ok = ctx != nullptr && EVP_EncryptInit_ex(ctx, cipher, nullptr, nullptr, nullptr) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, nullptr) == 1 &&
             EVP_EncryptInit_ex(ctx, nullptr, nullptr,
                                reinterpret_cast<const unsigned char*>(handBack_->key.data()), nonce) == 1 &&
@@ -218,7 +220,6 @@ void TlsLayer::handBackToOpenSSL(std::string_view message) {
                               static_cast<int>(inner.size())) == 1 &&
             EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &n) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, out.data() + inner.size()) == 1;
-  EVP_CIPHER_CTX_free(ctx);
   if (!ok) {
     WHORL_LOG(kDebug, "kernel TLS: could not hand a session ticket back to OpenSSL");
     return;

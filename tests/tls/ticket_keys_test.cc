@@ -128,10 +128,6 @@ struct SessionFree {
 };
 using Session = std::shared_ptr<SSL_SESSION>;
 
-struct SslFree {
-  void operator()(SSL* s) const { SSL_free(s); }
-};
-
 struct Outcome {
   bool ok = false;
   std::string error;
@@ -159,13 +155,11 @@ Outcome handshake(const TlsContext& client, const TlsContext& server, const Sess
   auto c = client.newSSL(&clientVerify);
   auto s = server.newSSL(&serverVerify);
   if (!c || !s) {
-    if (c) SSL_free(*c);
-    if (s) SSL_free(*s);
     out.error = "newSSL failed";
     return out;
   }
-  std::unique_ptr<SSL, SslFree> cs(*c);
-  std::unique_ptr<SSL, SslFree> ss(*s);
+  SslPtr cs = std::move(*c);
+  SslPtr ss = std::move(*s);
   BIO* cb = nullptr;
   BIO* sb = nullptr;
   if (BIO_new_bio_pair(&cb, 0, &sb, 0) != 1) {
