@@ -27,7 +27,7 @@
 #include "framework/base/systemd.h"
 #include "framework/endpoint/description.h"
 #include "framework/metrics/metrics_http.h"
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 #include "framework/reactor/runtime.h"
 #include "framework/tls/ticket_keys.h"
 #include "framework/tls/tls_layer.h"
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
     l.port = std::move(*port);
   }
   // Say at start-up whether the kernel will take the record crypto (logged once per process).
-  if (anyKtls) (void)net::kernelTlsSupport();
+  if (anyKtls) (void)whorl::kernelTlsSupport();
 
   std::unique_ptr<endpoint::ListeningPort> metricsPort;
   if (metricsSpec) {

@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "framework/endpoint/tls_endpoint.h"
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 #include "framework/tls/tls_layer.h"
 #include "framework/reactor/runtime.h"
 #include "framework/tls/certificate.h"
@@ -473,7 +473,7 @@ class ModeEcho : public RecordingEcho {
 };
 
 TEST_F(TlsLoopbackTest, KernelTlsAutoFallsBackToUserspaceWhereTheKernelLacksIt) {
-  if (net::kernelTlsSupport().isOk()) GTEST_SKIP() << "this kernel has kTLS; see the VM suite";
+  if (whorl::kernelTlsSupport().isOk()) GTEST_SKIP() << "this kernel has kTLS; see the VM suite";
   auto o = serverOptions();
   o.ktls = tls::KtlsMode::kAuto;
   endpoint::TcpServerOptions tcp;
@@ -486,11 +486,11 @@ TEST_F(TlsLoopbackTest, KernelTlsAutoFallsBackToUserspaceWhereTheKernelLacksIt) 
   EXPECT_NE(out.find("mode=userspace"), std::string::npos) << out;
   EXPECT_NE(out.find("fallback works"), std::string::npos) << out;
   EXPECT_GT(tls::tlsModeCounts().userspace, before);
-  EXPECT_NE(net::kernelTlsSupport().message().find("TCP_ULP"), std::string::npos);
+  EXPECT_NE(whorl::kernelTlsSupport().message().find("TCP_ULP"), std::string::npos);
 }
 
 TEST_F(TlsLoopbackTest, KernelTlsRequireFailsClearlyWhereTheKernelLacksIt) {
-  if (net::kernelTlsSupport().isOk()) GTEST_SKIP() << "this kernel has kTLS; see the VM suite";
+  if (whorl::kernelTlsSupport().isOk()) GTEST_SKIP() << "this kernel has kTLS; see the VM suite";
   auto o = serverOptions();
   o.ktls = tls::KtlsMode::kRequire;
   uint16_t port = listen(o);

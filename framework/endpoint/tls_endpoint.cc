@@ -1,6 +1,6 @@
 #include "framework/endpoint/tls_endpoint.h"
 
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 
 namespace whorl::endpoint {
 
@@ -18,7 +18,7 @@ Result<std::unique_ptr<ListeningPort>> SSL4ServerEndpoint::listen(
         "a TLS server needs server options (a certificate's options()), not optionsForClientTLS");
   }
   // Say at start-up whether the kernel will take the record crypto (logged once per process).
-  if (context->ktls() != tls::KtlsMode::kOff) (void)net::kernelTlsSupport();
+  if (context->ktls() != tls::KtlsMode::kOff) (void)kernelTlsSupport();
   auto tlsFactory = std::make_shared<tls::TlsFactory>(context, std::move(factory));
   return TCPServerEndpoint(runtime_, family_, port_, tcp_).listen(std::move(tlsFactory));
 }

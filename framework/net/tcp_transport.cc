@@ -13,7 +13,7 @@
 #include <list>
 
 #include "framework/base/log.h"
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 
 #ifndef SOL_TLS
 #define SOL_TLS 282

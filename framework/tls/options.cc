@@ -12,7 +12,7 @@
 
 #include "framework/base/address.h"
 #include "framework/base/log.h"
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 #include "framework/tls/session.h"
 #include "framework/tls/ticket_keys.h"
 
@@ -62,7 +62,7 @@ void maybeEnableKeylog(SSL_CTX* ctx, KtlsMode ktls) {
   // OpenSSL formats every secret as hex text for this callback (one sprintf per byte, ~10% of a
   // handshake's CPU), so install it only where the secrets can be used: a kernel that takes
   // TLS (or ktls=require, which insists), or SSLKEYLOGFILE.
-  if (ktls == KtlsMode::kRequire || (ktls == KtlsMode::kAuto && net::kernelTlsSupport().isOk())) {
+  if (ktls == KtlsMode::kRequire || (ktls == KtlsMode::kAuto && kernelTlsSupport().isOk())) {
     SSL_CTX_set_keylog_callback(ctx, keylogCallback);
   }
   {

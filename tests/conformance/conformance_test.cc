@@ -10,7 +10,7 @@
 
 #include "framework/api/line_receiver.h"
 #include "framework/endpoint/tls_endpoint.h"
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 #include "framework/reactor/runtime.h"
 #include "framework/tls/certificate.h"
 #include "tests/socket_util.h"
@@ -129,8 +129,8 @@ struct Outcome {
 class ConformanceTest : public ::testing::TestWithParam<Kind> {
  protected:
   void SetUp() override {
-    if (kernelKind(GetParam()) && !net::kernelTlsSupport().isOk()) {
-      GTEST_SKIP() << "kernel TLS: " << net::kernelTlsSupport().message();
+    if (kernelKind(GetParam()) && !whorl::kernelTlsSupport().isOk()) {
+      GTEST_SKIP() << "kernel TLS: " << whorl::kernelTlsSupport().message();
     }
     reactor::RuntimeOptions o;
     o.shards = 2;

@@ -23,7 +23,7 @@
 
 #include "framework/endpoint/endpoint.h"
 #include "framework/endpoint/tls_endpoint.h"
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 #include "framework/reactor/runtime.h"
 #include "framework/tls/certificate.h"
 #include "framework/tls/session.h"
@@ -77,7 +77,7 @@ inline std::string opensslPath() {
 
 #define SKIP_WITHOUT_KTLS()                                                                 \
   do {                                                                                      \
-    if (!net::kernelTlsSupport().isOk()) GTEST_SKIP() << net::kernelTlsSupport().message(); \
+    if (!whorl::kernelTlsSupport().isOk()) GTEST_SKIP() << whorl::kernelTlsSupport().message(); \
   } while (0)
 
 #define SKIP_WITHOUT_OPENSSL()                                                            \

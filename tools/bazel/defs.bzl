@@ -24,3 +24,22 @@ def whorl_cc_benchmark(name, copts = [], linkopts = [], **kwargs):
         linkopts = linkopts + ["-lbenchmark", "-lbenchmark_main", "-lpthread"],
         **kwargs
     )
+
+# The framework's layers, bottom to top; a package may depend only on packages before it:
+#   base < uring < api < reactor < {net, tls} < metrics < endpoint
+# (net and tls sit side by side: the TLS layer runs over any transport, so it must not see the
+# socket transports.) Each package's default_visibility lists the packages above it that
+# use it, plus the repository's own users below; a dependency against the order fails to build
+# with "is not visible", and tools/check-layers asserts the lists with `bazel query`. Projects
+# outside this repository depend on //:whorl.
+FRAMEWORK_USERS = [
+    "//:__pkg__",
+    "//bench:__subpackages__",
+    "//examples:__subpackages__",
+    "//tests:__subpackages__",
+    "//tools:__subpackages__",
+]
+
+def framework_visibility(*users):
+    """default_visibility for a framework package used by the framework packages `users`."""
+    return ["//framework/%s:__pkg__" % p for p in users] + FRAMEWORK_USERS

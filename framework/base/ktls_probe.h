@@ -1,6 +1,6 @@
 // Whether this kernel offers kernel TLS, found once per process on a loopback connection.
 //
-//   Status s = net::kernelTlsSupport();   // ok, or e.g. "setsockopt TCP_ULP tls: No such file
+//   Status s = kernelTlsSupport();        // ok, or e.g. "setsockopt TCP_ULP tls: No such file
 //                                          // or directory (the kernel has no TLS module)"
 //
 // Thread-safe; the first call probes (a few system calls), later calls return the cached answer.
@@ -8,8 +8,8 @@
 
 #include "framework/base/status.h"
 
-namespace whorl::net {
+namespace whorl {
 
 const Status& kernelTlsSupport();
 
-}  // namespace whorl::net
+}  // namespace whorl

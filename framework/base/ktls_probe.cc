@@ -1,4 +1,4 @@
-#include "framework/net/ktls_probe.h"
+#include "framework/base/ktls_probe.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -8,7 +8,7 @@
 #include "framework/base/address.h"
 #include "framework/base/log.h"
 
-namespace whorl::net {
+namespace whorl {
 
 namespace {
 
@@ -59,4 +59,4 @@ const Status& kernelTlsSupport() {
   return result;
 }
 
-}  // namespace whorl::net
+}  // namespace whorl
