@@ -1,5 +1,7 @@
 #include "framework/http/response.h"
 
+#include "framework/http/syntax.h"
+
 namespace whorl::http {
 
 std::string formatResponseHead(const ResponseHead& head) {
@@ -48,7 +50,7 @@ ConnectionField connectionField(const Request& request) {
 
 std::string errorResponse(const RequestError& error) {
   std::string body(reasonPhrase(error.status));
-  for (char& c : body) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+  for (char& c : body) c = lower(c);
   body += ": ";
   body += error.reason;
   body += '\n';

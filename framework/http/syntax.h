@@ -1,8 +1,8 @@
 // The character classes of HTTP/1.1 messages (RFC 9110 / 9112), for the request parser and the
 // small HTTP servers built on whorl: tokens, field values, request targets, Host values.
 //
-//   if (!http::isToken(method)) return reject(400);
-//   if (http::iequals(http::trimOws(name), "connection")) ...
+//   if (!http::isTchar(c)) return fail(400, "the method is not a token");
+//   if (http::iequals(name, "connection")) http::forEachListElement(value, onOption);
 //
 // Pure functions on string_views; they own nothing.
 #pragma once
@@ -31,14 +31,6 @@ inline constexpr std::array<bool, 256> kHostChar = charTable("-._~%!$&'()*+,;=:[
 
 inline bool isTchar(char c) { return detail::kTchar[static_cast<unsigned char>(c)]; }
 
-inline bool isToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!isTchar(c)) return false;
-  }
-  return true;
-}
-
 // Request-target characters: visible ASCII (RFC 3986 allows no spaces, controls or raw bytes
 // over 0x7e; the parser checks characters only, not the URI's structure).
 inline bool isTargetChar(char c) {
@@ -51,13 +43,6 @@ inline bool isTargetChar(char c) {
 inline bool isFieldValueChar(char c) {
   auto u = static_cast<unsigned char>(c);
   return u >= 0x20 ? u != 0x7f : u == '\t';
-}
-
-inline bool fieldValueOk(std::string_view s) {
-  for (char c : s) {
-    if (!isFieldValueChar(c)) return false;
-  }
-  return true;
 }
 
 // A Host field value: uri-host [":" port] characters (may be empty, RFC 9112 §3.2).
