@@ -26,9 +26,9 @@ def whorl_cc_benchmark(name, copts = [], linkopts = [], **kwargs):
     )
 
 # The framework's layers, bottom to top; a package may depend only on packages before it:
-#   base < uring < api < reactor < {net, tls} < metrics < endpoint
-# (net and tls sit side by side: the TLS layer runs over any transport, so it must not see the
-# socket transports.) Each package's default_visibility lists the packages above it that
+#   base < uring < api < reactor < {net, tls, http} < metrics < endpoint
+# (net, tls and http sit side by side: the TLS layer runs over any transport, so it must not see
+# the socket transports; the HTTP parser does no I/O.) Each package's default_visibility lists the packages above it that
 # use it, plus the repository's own users below; a dependency against the order fails to build
 # with "is not visible", and tools/check-layers asserts the lists with `bazel query`. Projects
 # outside this repository depend on //:whorl.
