@@ -22,7 +22,7 @@ HERE="$RUNFILES/tests/testssl"
 CA="$RUNFILES/certs/public.pem"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 # Measured: 13 minutes on a 2-core machine at a load average of 13 (five people building on it;
-# a few minutes when idle); this bound is for a scan that hangs, inside the Bazel timeout
+# not measured idle); this bound is for a scan that hangs, inside the Bazel timeout
 # (BUILD: eternal, 3600 s).
 SCAN_TIMEOUT=2400
 
