@@ -196,13 +196,19 @@ int serverNameCallback(SSL* ssl, int*, void*) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-// Settings shared by the main and the per-SNI server contexts.
-Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& range,
+// Settings shared by the client, the main and the per-SNI server contexts. README.md ("TLS
+// defaults") says why each default is what it is.
+Status configureCommon(SSL_CTX* ctx, TlsContext::Role role,
+                       const std::pair<TLSVersion, TLSVersion>& range,
                        const std::optional<AcceptableCiphers>& ciphers, KtlsMode ktls) {
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
+  if (SSL_CTX_set1_groups_list(ctx, kDefaultGroups) != 1) {
+    return Status(Status::Code::kTls, std::string("this OpenSSL lacks the key-exchange groups ") +
+                                          kDefaultGroups + ": " + takeOpenSSLErrors());
+  }
   if (range.first < TLSVersion::TLSv1_2) {
     // OpenSSL 3 refuses TLS 1.0/1.1 handshakes (SHA-1 signatures) above security level 0; the
     // caller asked for them explicitly with insecurelyLowerMinimumTo.
@@ -221,9 +227,17 @@ Status configureCommon(SSL_CTX* ctx, const std::pair<TLSVersion, TLSVersion>& ra
           "acceptableCiphers selects no TLS 1.2 cipher but TLS 1.3 is not allowed");
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-  } else if (ciphers) {
-    if (SSL_CTX_set_cipher_list(ctx, ciphers->tls12().c_str()) != 1) {
-      return Status(Status::Code::kTls, "acceptableCiphers '" + ciphers->tls12() + "': " + takeOpenSSLErrors());
+  } else {
+    std::string tls12;
+    if (ciphers) {
+      tls12 = ciphers->tls12();
+    } else {
+      tls12 = role == TlsContext::Role::kServer ? kDefaultServerTls12Ciphers
+                                                : kDefaultClientTls12Ciphers;
+      if (range.first < TLSVersion::TLSv1_2) tls12 += std::string(":") + kLegacyTls10Ciphers;
+    }
+    if (SSL_CTX_set_cipher_list(ctx, tls12.c_str()) != 1) {
+      return Status(Status::Code::kTls, "acceptableCiphers '" + tls12 + "': " + takeOpenSSLErrors());
     }
   }
   const char* tls13 = ciphers ? ciphers->tls13().c_str() : kDefaultTls13Ciphersuites;
@@ -403,7 +417,8 @@ Result<std::shared_ptr<TlsContext>> CertificateOptions::context() const {
     if (!owned) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
     SSL_CTX* ctx = owned.get();
     SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
-    WHORL_RETURN_IF_ERROR(configureCommon(ctx, *range, acceptableCiphers, ktls));
+    WHORL_RETURN_IF_ERROR(
+        configureCommon(ctx, TlsContext::Role::kServer, *range, acceptableCiphers, ktls));
     WHORL_RETURN_IF_ERROR(useIdentity(ctx, cert, key, chain));
     if (!enableSessionTickets) {
       SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -554,7 +569,8 @@ Result<std::shared_ptr<TlsContext>> TlsContext::client(
   if (!tc->ctx_) return Status(Status::Code::kTls, "SSL_CTX_new: " + takeOpenSSLErrors());
   SSL_CTX* ctx = tc->raw();
   SSL_CTX_set_ex_data(ctx, TlsContext::contextIndex(), tc.get());
-  WHORL_RETURN_IF_ERROR(configureCommon(ctx, *range, extras.acceptableCiphers, extras.ktls));
+  WHORL_RETURN_IF_ERROR(configureCommon(ctx, TlsContext::Role::kClient, *range,
+                                        extras.acceptableCiphers, extras.ktls));
   WHORL_RETURN_IF_ERROR(trustRoot->addTo(SSL_CTX_get_cert_store(ctx)));
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verifyCallback);
   if (clientCertificate) {

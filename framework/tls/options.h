@@ -64,6 +64,34 @@ Result<TLSVersion> parseTLSVersion(std::string_view text);
 inline constexpr const char* kDefaultTls13Ciphersuites =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
+// TLS 1.2 suites a server offers when none are chosen, in its order of preference (the server
+// chooses: SSL_OP_CIPHER_SERVER_PREFERENCE, with SSL_OP_PRIORITIZE_CHACHA for clients that put
+// ChaCha20 first because they lack AES instructions). Mozilla's "intermediate" list (guideline
+// 5.7): forward-secret AEAD only, no CBC (Lucky13, padding oracles), no static RSA (no forward
+// secrecy, ROBOT); AES-128-GCM first for the reason given above. Every one of them can move
+// into kernel TLS. The DHE-RSA suites need an RSA certificate and dhParameters (as in Twisted:
+// whorl never makes up DH parameters); without both, OpenSSL never picks them.
+inline constexpr const char* kDefaultServerTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+// TLS 1.2 suites a client offers when none are chosen: the server list without finite-field
+// DHE, whose group the server picks (possibly a weak one; browsers dropped DHE for that reason).
+inline constexpr const char* kDefaultClientTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+// Added to either default above when insecurelyLowerMinimumTo allows TLS 1.0 or 1.1, which have
+// no AEAD suites: the forward-secret CBC ones, last in the order, so TLS 1.2 clients still get
+// AEAD (any client that offers it). Asking for TLS 1.0 is asking for these.
+inline constexpr const char* kLegacyTls10Ciphers =
+    "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA";
+// Key-exchange groups, both roles, in preference order (Mozilla's list). Leaves out X448 and
+// P-521 (slower, no practical gain) and the TLS 1.3 finite-field groups, with which a client
+// could make the server spend a large modular exponentiation (ffdhe8192) on every handshake.
+inline constexpr const char* kDefaultGroups = "X25519:P-256:P-384";
+
 // The cipher selection (Twisted's IAcceptableCiphers). TLS 1.2 and below use an OpenSSL cipher
 // string; TLS 1.3 its ciphersuite list.
 class AcceptableCiphers {

@@ -2,7 +2,8 @@
 // options) talking over an in-memory pipe, pumped in chunks from 1 byte to 1 MiB. Covers the
 // handshake and plaintext delivery, queued and coalesced writes, close_notify, abort, truncation,
 // a 64 MiB transfer, the hostname matrix with its reasons, client authentication, the version
-// matrix, ALPN/NPN, SNI, session resumption, the handshake timeout and non-TLS peers.
+// matrix, the default cipher suites (and their order) and groups, ALPN/NPN, SNI, session
+// resumption, the handshake timeout and non-TLS peers.
 #include "framework/tls/tls_layer.h"
 
 #include <gtest/gtest.h>
@@ -783,6 +784,161 @@ TEST_F(TlsLayerTest, CipherSelectionAndDhParameters) {
   EXPECT_TRUE(contains(reasonOf(bad.server), "cipher")) << reasonOf(bad.server);
   ASSERT_TRUE(bad.client->lost.has_value());
   EXPECT_EQ(bad.client->lost->code(), Status::Code::kTls) << reasonOf(bad.client);
+}
+
+// --- the default cipher suites and groups (README.md, "TLS defaults") ---
+
+// A TLS 1.2 client offering exactly `ciphers` (an OpenSSL cipher string, in its order).
+std::shared_ptr<TlsContext> tls12Client(const std::string& ciphers) {
+  ClientTLSExtras e = maxVersion(TLSVersion::TLSv1_2);
+  auto selection = AcceptableCiphers::fromOpenSSLCipherString(ciphers, "");
+  EXPECT_TRUE(selection.isOk()) << selection.status().message();
+  if (selection.isOk()) e.acceptableCiphers = *selection;
+  return clientContext("localhost", std::nullopt, std::nullopt, {}, e);
+}
+
+// What `client` and `server` agree on, or "refused: <the server's reason>".
+std::string negotiated(const Connection& c) {
+  if (c.bothConnected()) return c.server->cipher;
+  return "refused: " + reasonOf(c.server);
+}
+
+TEST_F(TlsLayerTest, DefaultTls12CiphersAreForwardSecretAeadInTheServersOrder) {
+  auto ecdsa = serverContext();  // test/localhost.pem: ECDSA P-256
+  // The client's order does not matter: AES-128-GCM is the server's first choice.
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"),
+                           ecdsa)),
+            "ECDHE-ECDSA-AES128-GCM-SHA256");
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-ECDSA-AES256-GCM-SHA384"), ecdsa)),
+            "ECDHE-ECDSA-AES256-GCM-SHA384");
+  // ... except that a client putting ChaCha20 first (no AES instructions) gets ChaCha20.
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256"),
+                           ecdsa)),
+            "ECDHE-ECDSA-CHACHA20-POLY1305");
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"),
+                           ecdsa)),
+            "ECDHE-ECDSA-AES128-GCM-SHA256");
+  // No CBC suite, with or without forward secrecy, is accepted.
+  for (const char* cbc : {"ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384",
+                          "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA"}) {
+    SCOPED_TRACE(cbc);
+    std::string got = negotiated(run(tls12Client(cbc), ecdsa));
+    EXPECT_TRUE(contains(got, "refused: ") && contains(got, "no shared cipher")) << got;
+  }
+
+  // With an RSA certificate: ECDHE-RSA the same way; no static RSA key transport (no forward
+  // secrecy, ROBOT); DHE-RSA only with dhParameters.
+  auto rsa = serverContext("test/localhost-rsa.pem");
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256"), rsa)),
+            "ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384"), rsa)),
+            "ECDHE-RSA-CHACHA20-POLY1305");
+  for (const char* refused : {"AES128-GCM-SHA256", "AES128-SHA", "ECDHE-RSA-AES128-SHA256",
+                              "DHE-RSA-AES128-GCM-SHA256"}) {
+    SCOPED_TRACE(refused);
+    std::string got = negotiated(run(tls12Client(refused), rsa));
+    EXPECT_TRUE(contains(got, "refused: ") && contains(got, "no shared cipher")) << got;
+  }
+  CertificateOptions withDh = identity("test/localhost-rsa.pem").options();
+  withDh.dhParameters = *DiffieHellmanParameters::fromFile(certPath("test/dh2048.pem"));
+  auto rsaDh = serverContext(withDh);
+  EXPECT_EQ(negotiated(run(tls12Client("DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"), rsaDh)),
+            "DHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(negotiated(run(tls12Client("DHE-RSA-CHACHA20-POLY1305"), rsaDh)),
+            "DHE-RSA-CHACHA20-POLY1305");
+  // ECDHE still comes before DHE (cheaper, and the client chooses no group).
+  EXPECT_EQ(negotiated(run(tls12Client("DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"), rsaDh)),
+            "ECDHE-RSA-AES256-GCM-SHA384");
+}
+
+TEST_F(TlsLayerTest, Tls13DefaultsAreUnchangedAndTheServerChooses) {
+  auto server = serverContext();
+  Connection c = run(clientContext("localhost"), server);
+  ASSERT_TRUE(c.bothConnected()) << reasonOf(c.client);
+  EXPECT_EQ(c.server->tlsVersion, "TLSv1.3");
+  EXPECT_EQ(c.server->cipher, "TLS_AES_128_GCM_SHA256");
+  ClientTLSExtras aes256First;
+  aes256First.acceptableCiphers = *AcceptableCiphers::fromOpenSSLCipherString(
+      "", "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256");
+  Connection d = run(clientContext("localhost", std::nullopt, std::nullopt, {}, aes256First), server);
+  ASSERT_TRUE(d.bothConnected()) << reasonOf(d.client);
+  EXPECT_EQ(d.server->cipher, "TLS_AES_128_GCM_SHA256");
+  ClientTLSExtras chachaFirst;
+  chachaFirst.acceptableCiphers = *AcceptableCiphers::fromOpenSSLCipherString(
+      "", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+  Connection e = run(clientContext("localhost", std::nullopt, std::nullopt, {}, chachaFirst), server);
+  ASSERT_TRUE(e.bothConnected()) << reasonOf(e.client);
+  EXPECT_EQ(e.server->cipher, "TLS_CHACHA20_POLY1305_SHA256");
+}
+
+TEST_F(TlsLayerTest, AcceptableCiphersWidensTheServersList) {
+  // A server that must serve a CBC-only TLS 1.2 client says so; its own order still applies.
+  CertificateOptions wide = identity("test/localhost.pem").options();
+  wide.acceptableCiphers = *AcceptableCiphers::fromOpenSSLCipherString(
+      std::string(kDefaultServerTls12Ciphers) + ":ECDHE-ECDSA-AES128-SHA256");
+  auto server = serverContext(wide);
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-ECDSA-AES128-SHA256"), server)),
+            "ECDHE-ECDSA-AES128-SHA256");
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"), server)),
+            "ECDHE-ECDSA-AES256-GCM-SHA384");
+  // The default client offers AEAD only, so it cannot reach a CBC-only server ...
+  CertificateOptions cbcOnly = identity("test/localhost.pem").options();
+  cbcOnly.acceptableCiphers =
+      *AcceptableCiphers::fromOpenSSLCipherString("ECDHE-ECDSA-AES128-SHA256", "");
+  ClientTLSExtras defaults12 = maxVersion(TLSVersion::TLSv1_2);
+  std::string got = negotiated(
+      run(clientContext("localhost", std::nullopt, std::nullopt, {}, defaults12), serverContext(cbcOnly)));
+  EXPECT_TRUE(contains(got, "refused: ") && contains(got, "cipher")) << got;
+  // ... and offers no finite-field DHE either (the server would choose its group).
+  CertificateOptions dheOnly = identity("test/localhost-rsa.pem").options();
+  dheOnly.dhParameters = *DiffieHellmanParameters::fromFile(certPath("test/dh2048.pem"));
+  dheOnly.acceptableCiphers =
+      *AcceptableCiphers::fromOpenSSLCipherString("DHE-RSA-AES128-GCM-SHA256", "");
+  got = negotiated(run(clientContext("localhost", std::nullopt, std::nullopt, {}, defaults12),
+                       serverContext(dheOnly)));
+  EXPECT_TRUE(contains(got, "refused: ") && contains(got, "cipher")) << got;
+}
+
+TEST_F(TlsLayerTest, InsecurelyLoweredMinimumAddsForwardSecretCbcSuitesLast) {
+  // TLS 1.0 and 1.1 have no AEAD suites: asking for them brings the ECDHE CBC ones, after the
+  // AEAD ones, so a TLS 1.2 client offering both still gets AEAD.
+  CertificateOptions old = identity("test/localhost.pem").options();
+  old.insecurelyLowerMinimumTo = TLSVersion::TLSv1_0;
+  auto server = serverContext(old);
+  ClientTLSExtras only10;
+  only10.insecurelyLowerMinimumTo = TLSVersion::TLSv1_0;
+  only10.lowerMaximumSecurityTo = TLSVersion::TLSv1_0;
+  Connection c = run(clientContext("localhost", std::nullopt, std::nullopt, {}, only10), server);
+  ASSERT_TRUE(c.bothConnected()) << reasonOf(c.server);
+  EXPECT_EQ(c.server->tlsVersion, "TLSv1");
+  EXPECT_EQ(c.server->cipher, "ECDHE-ECDSA-AES128-SHA");
+  EXPECT_EQ(negotiated(run(tls12Client("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-GCM-SHA384"), server)),
+            "ECDHE-ECDSA-AES256-GCM-SHA384");
+}
+
+TEST_F(TlsLayerTest, KeyExchangeGroupsAreX25519P256AndP384) {
+  // An RSA certificate: in TLS 1.2 an ECDSA certificate's own curve must also be among the
+  // client's groups, which would mix a second rule into this one.
+  auto server = serverContext("test/localhost-rsa.pem");
+  for (auto [groups, want] : {std::pair("X25519", true), std::pair("P-256", true),
+                              std::pair("P-384", true), std::pair("P-521", false),
+                              std::pair("X448", false), std::pair("ffdhe2048", false),
+                              std::pair("ffdhe8192", false)}) {
+    for (TLSVersion max : {TLSVersion::TLSv1_2, TLSVersion::TLSv1_3}) {
+      if (std::string(groups).rfind("ffdhe", 0) == 0 && max == TLSVersion::TLSv1_2) continue;
+      SCOPED_TRACE(std::string(groups) + " " + toString(max));
+      auto client = clientContext("localhost", std::nullopt, std::nullopt, {}, maxVersion(max));
+      // The client is built here and used by this connection only: changing its groups is safe.
+      ASSERT_EQ(SSL_CTX_set1_groups_list(client->raw(), groups), 1);
+      Connection c = run(client, server);
+      EXPECT_EQ(c.bothConnected(), want) << reasonOf(c.server);
+      if (!want) {
+        EXPECT_TRUE(contains(reasonOf(c.server), max == TLSVersion::TLSv1_3 ? "no suitable key share"
+                                                                           : "no shared cipher"))
+            << reasonOf(c.server);
+      }
+    }
+  }
 }
 
 // --- ALPN and NPN ---
