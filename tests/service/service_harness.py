@@ -171,7 +171,7 @@ def metric_sum(samples, name, **labels):
 class Service:
     """One echo_service process: its log (parsed JSON lines), its sd_notify socket, its ports."""
 
-    def __init__(self, case, args, name="svc", notify=True, env=None):
+    def __init__(self, case, args, name="svc", notify=True, env=None, preexec_fn=None):
         self.case = case
         self.name = name
         self.args = list(args)
@@ -193,7 +193,8 @@ class Service:
             self.notify_sock.bind("\0" + self.notify_name)
             env["NOTIFY_SOCKET"] = "@" + self.notify_name
         self.proc = subprocess.Popen([BINARY] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                     preexec_fn=preexec_fn)
         self.started = now()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -448,9 +449,10 @@ class ServiceTest(unittest.TestCase):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def start(self, *args, name="svc", ready=True, notify=True, clean_stop=True, env=None,
-              log_format="json", drain_timeout="3", shards="2"):
+              log_format="json", drain_timeout="3", shards="2", preexec_fn=None):
         """Starts the service with `args` after these defaults (None: leave out): JSON logs, a
-        3 s drain, 2 shards (so that connections spread over two reactors)."""
+        3 s drain, 2 shards (so that connections spread over two reactors). preexec_fn runs in
+        the child before exec (e.g. to lower a resource limit)."""
         argv = []
         if log_format:
             argv += ["--log-format", log_format]
@@ -459,7 +461,7 @@ class ServiceTest(unittest.TestCase):
         if shards is not None:
             argv += ["--shards", shards]
         argv += list(args)
-        svc = Service(self, argv, name=name, notify=notify, env=env)
+        svc = Service(self, argv, name=name, notify=notify, env=env, preexec_fn=preexec_fn)
         self.services.append(svc)
         # Cleanups run last-in first-out: the client sockets registered later close first, then
         # the service gets SIGTERM and must exit 0 (kill is the fallback if that check fails).
