@@ -120,13 +120,14 @@ def client_hello(max_version=None):
     return outgoing.read()
 
 
-def read_until_closed(socks, timeout, on_tick=None):
-    """Waits until the server has ended every connection in `socks` (EOF or reset; bytes before
-    it are read and dropped). Returns {sock: seconds from the call to its end}; the ones still
-    open at `timeout` are missing. on_tick, if given, runs between waits (at least every 0.1 s)."""
+def read_until_closed(socks, timeout, on_tick=None, count=None):
+    """Waits until the server has ended every connection in `socks`, or `count` of them (EOF or
+    reset; bytes before it are read and dropped). Returns {sock: seconds from the call to its
+    end}; the ones still open at `timeout` are missing. on_tick, if given, runs between waits (at
+    least every 0.1 s)."""
     t0 = now()
     ended = {}
-    while len(ended) < len(socks):
+    while len(ended) < (len(socks) if count is None else count):
         left = t0 + timeout - now()
         if left <= 0:
             break
@@ -144,12 +145,6 @@ def read_until_closed(socks, timeout, on_tick=None):
             if not data:
                 ended[s] = now() - t0
     return ended
-
-
-def still_open(sock):
-    """True if nothing (no bytes, no EOF, no reset) is waiting on the socket right now."""
-    r, _, _ = select.select([sock], [], [], 0)
-    return not r
 
 
 def connect_many(host, port, n, case, blocking=True):
@@ -308,6 +303,328 @@ class SlowlorisTest(HostileTest):
                         reason="timeout")
         svc.wait_metric("whorl_connections_closed_total", self.CONNECTIONS, reason="timeout")
         self.finish(svc, usage, "slowloris_handshake", self.CONNECTIONS)
+
+
+
+# 3 --------------------------------------------------------------------------------------------
+class MaxConnectionsFloodTest(HostileTest):
+    LIMIT = 20
+    EXTRA = 60
+
+    def test_silent_flood_past_max_connections(self):
+        # A long handshake timeout: the admitted ones stay until the attacker lets go.
+        svc = self.start_service("--max-connections", str(self.LIMIT), "--handshake-timeout", "60")
+        usage = Usage(svc)
+        refused0 = self.scrape_sum(svc, "whorl_connections_refused_total", reason="max_connections")
+        accepted0 = self.scrape_sum(svc, "whorl_connections_accepted_total")
+        mark = svc.mark()
+        socks = connect_many("127.0.0.1", svc.port(), self.LIMIT + self.EXTRA, self)
+        svc.wait_metric("whorl_connections_refused_total", refused0 + self.EXTRA,
+                        reason="max_connections")
+        svc.wait_metric("whorl_connections_open", self.LIMIT)
+        usage.sample()
+        # The refused ones are closed at once (FIN); the admitted ones wait in their handshakes.
+        ended = read_until_closed(socks, WAIT, count=self.EXTRA)
+        self.assertEqual(len(ended), self.EXTRA, "closed by the server, of %d: want the %d extras" %
+                         (len(socks), self.EXTRA))
+        admitted = [s for s in socks if s not in ended]
+        self.assertEqual(read_until_closed(admitted, 0.2), {}, "an admitted one was closed")
+        rec = svc.wait_msg(r"^max-connections \(%d\) reached" % self.LIMIT, start=mark)
+        self.assertEqual(rec["level"], "warning")
+        # Refused below TLS: no handshake was started for them, and no connection was logged.
+        self.assertEqual(self.scrape_sum(svc, "whorl_connections_accepted_total"),
+                         accepted0 + self.LIMIT)
+        self.assertEqual(svc.closed_events(mark), [])
+        # A normal client is refused too while the places are taken (but /metrics answers).
+        with self.assertRaises(OSError):
+            self.serve_normal_client(svc)
+        # The attacker lets go: each admitted connection is logged and counted as a handshake
+        # the peer abandoned, and the places come back, all of them.
+        peers = [peer_of(s) for s in admitted]
+        failed0 = self.scrape_sum(svc, "whorl_tls_handshakes_total", result="failed",
+                                  reason="peer_closed")
+        for s in admitted:
+            s.close()
+        for r in self.closed_records(svc, peers, mark).values():
+            self.assertEqual(r["kind"], "tls", r)
+            self.assertIn("closed the connection during the TLS handshake", r["reason"], r)
+        svc.wait_metric("whorl_tls_handshakes_total", failed0 + self.LIMIT, result="failed",
+                        reason="peer_closed")
+        svc.wait_metric("whorl_connections_open", 0)
+        self.serve_normal_client(svc, retry_for=WAIT)  # a place is freed just after the gauge
+        again = connect_many("127.0.0.1", svc.port(), self.LIMIT, self)
+        svc.wait_metric("whorl_connections_open", self.LIMIT)
+        self.assertEqual(read_until_closed(again, 0.5), {}, "a place did not come back")
+        for s in again:
+            s.close()
+        self.finish(svc, usage, "max_connections_flood", 2 * self.LIMIT + self.EXTRA)
+
+
+# 4 --------------------------------------------------------------------------------------------
+class ResetStormTest(HostileTest):
+    BATCHES = 6
+    BATCH = 50
+
+    def test_reset_storm_mid_handshake(self):
+        svc = self.start_service()
+        usage = Usage(svc)
+        hello = client_hello()
+        m0 = svc.scrape()
+        mark = svc.mark()
+        total = self.BATCHES * self.BATCH
+        for b in range(self.BATCHES):
+            socks = connect_many("127.0.0.1", svc.port(), self.BATCH, self)
+            for i, s in enumerate(socks):
+                # Half a ClientHello (or, for some, just the record header), then an RST.
+                s.send(hello[:5] if i % 5 == 0 else hello[:len(hello) // 2])
+            usage.sample()
+            for s in socks:
+                reset(s)
+            self.serve_normal_client(svc, b"served during the reset storm %d\n" % b)
+        # Each connection is either accepted, served and logged, or failed accept() (a reset
+        # before the accept may do that); nothing is left over.
+        deadline = now() + WAIT
+        while True:
+            m = svc.scrape()
+            delta = lambda name, **l: metric_sum(m, name, **l) - metric_sum(m0, name, **l)
+            accepted = delta("whorl_connections_accepted_total") - self.BATCHES
+            accept_errors = delta("whorl_accept_errors_total")
+            if accepted + accept_errors == total and metric_sum(m, "whorl_connections_open") == 0:
+                break
+            self.assertLess(now(), deadline, "of %d reset connections: %d accepted, %d accept "
+                            "errors, %d open" % (total, accepted, accept_errors,
+                                                 metric_sum(m, "whorl_connections_open")))
+            time.sleep(0.05)  # a poll interval, not a synchronisation
+        with svc.cond:
+            svc.cond.wait_for(lambda: len([r for r in svc.closed_events(mark)
+                                          if r["bytes_in"] == 0]) == accepted, WAIT)
+        storm = [r for r in svc.closed_events(mark) if r["bytes_in"] == 0]
+        self.assertEqual(len(storm), accepted)
+        for r in storm:
+            self.assertEqual(r["tls_version"], "", r)
+            self.assertIn(r["kind"], ("tls", "lost", "io"), r)
+        kinds = {}
+        for r in storm:
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        for kind, n in kinds.items():
+            self.assertEqual(delta("whorl_connections_closed_total", reason=kind), n, kind)
+        failed = delta("whorl_tls_handshakes_total", result="failed")
+        self.assertEqual(failed, accepted)
+        reasons = {}
+        for (n, l), v in m.items():
+            l = dict(l)
+            if n == "whorl_tls_handshakes_total" and l.get("result") == "failed":
+                reasons[l["reason"]] = reasons.get(l["reason"], 0) + v - metric_sum(m0, n, **l)
+        print("reset storm: %d accepted (closes by kind %r), %d accept errors, failed handshakes "
+              "by reason %r" % (accepted, kinds, accept_errors, reasons), flush=True)
+        self.finish(svc, usage, "reset_storm", total)
+
+
+# 5 --------------------------------------------------------------------------------------------
+class FdExhaustionTest(HostileTest):
+    NOFILE = 128  # RLIMIT_NOFILE of the service
+    FLOOD = 200
+
+    def test_fd_exhaustion(self):
+        limit = self.NOFILE
+        svc = self.start_service(
+            "--max-connections", "100000",  # not the limit under test: the descriptors are
+            "--handshake-timeout", "60",
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+        usage = Usage(svc)
+        self.assertLess(usage.fds_before + 20, limit, "no room for connections under the limit")
+        m0 = svc.scrape()
+        mark = svc.mark()
+        socks = connect_many("127.0.0.1", svc.port(), self.FLOOD, self, blocking=False)
+        rec = svc.wait_msg(r"^accept: Too many open files", start=mark)
+        self.assertEqual(rec["level"], "warning")
+        self.assertIn("ulimit -n", rec["msg"])
+        usage.sample()
+        self.assertEqual(usage.fds_peak, limit)
+        self.assertIsNone(svc.proc.poll(), "the service exited out of descriptors")
+        # The flood ends: the accepted connections see EOF, the ones still in the backlog are
+        # accepted (and closed) once descriptors are free again, then a normal client is served.
+        for s in socks:
+            s.close()
+        self.serve_normal_client(svc, b"served after the descriptors came back\n",
+                                 retry_for=WAIT)
+        svc.wait_metric("whorl_connections_open", 0)
+        m = svc.scrape()
+        accept_errors = (metric_sum(m, "whorl_accept_errors_total") -
+                         metric_sum(m0, "whorl_accept_errors_total"))
+        self.assertGreater(accept_errors, 0)
+        accepted = (metric_sum(m, "whorl_connections_accepted_total") -
+                    metric_sum(m0, "whorl_connections_accepted_total") - 1)
+        self.assertEqual(accepted, self.FLOOD, "every flood connection is accepted in the end")
+        flood = [r for r in svc.closed_events(mark) if r["bytes_in"] == 0]
+        self.assertEqual(len(flood), self.FLOOD)
+        self.assertEqual(
+            metric_sum(m, "whorl_tls_handshakes_total", result="failed") -
+            metric_sum(m0, "whorl_tls_handshakes_total", result="failed"), self.FLOOD)
+        print("fd exhaustion: %d accept errors" % accept_errors, flush=True)
+        self.finish(svc, usage, "fd_exhaustion", self.FLOOD)
+
+
+
+# 6 --------------------------------------------------------------------------------------------
+class RenegotiationTest(HostileTest):
+    def s_client(self, port, *args):
+        """openssl s_client verifying example.com, its output collected by a thread."""
+        p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                              "-CAfile", harness.ca_file(), "-servername", HOSTNAME,
+                              "-verify_hostname", HOSTNAME, "-verify_return_error"] + list(args),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        self.addCleanup(p.stdout.close)
+        self.addCleanup(p.stdin.close)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        out = {"text": "", "cond": threading.Condition()}
+
+        def read():
+            for line in iter(p.stdout.readline, b""):
+                with out["cond"]:
+                    out["text"] += line.decode("utf-8", "replace")
+                    out["cond"].notify_all()
+        threading.Thread(target=read, daemon=True).start()
+
+        def wait_for(text):
+            with out["cond"]:
+                if not out["cond"].wait_for(lambda: text in out["text"], WAIT):
+                    raise AssertionError("s_client never printed %r:\n%s" % (text, out["text"]))
+        return p, out, wait_for
+
+    def test_renegotiation_refused(self):
+        svc = self.start_service()
+        usage = Usage(svc)
+        m0 = svc.scrape()
+        mark = svc.mark()
+        bystander = svc.tls()
+        echo(bystander, b"before the renegotiations\n")
+
+        # openssl s_client over TLS 1.2: "R" asks for a renegotiation. The server answers with a
+        # no_renegotiation alert; s_client gives up with a handshake_failure alert, which ends the
+        # connection.
+        p, out, wait_for = self.s_client(svc.port(), "-tls1_2")
+        p.stdin.write(b"hello renegotiation\n")
+        p.stdin.flush()
+        wait_for("\nhello renegotiation\n")  # the echo
+        p.stdin.write(b"R\n")
+        p.stdin.flush()
+        rc = p.wait(WAIT)
+        self.assertNotEqual(rc, 0, out["text"])
+        self.assertIn("RENEGOTIATING", out["text"])
+        self.assertIn("no renegotiation", out["text"])
+        rec = svc.wait_log(lambda r: r.get("msg") == "connection closed" and
+                           r.get("tls_version") == "TLSv1.2", start=mark,
+                           what="s_client's connection closed")
+        self.assertEqual(rec["kind"], "tls", rec)
+        self.assertIn("handshake failure", rec["reason"], rec)
+        self.assertEqual((rec["bytes_in"], rec["bytes_out"]), (20, 20), rec)
+
+        # The same request without a client that gives up: a ClientHello under the TLS 1.2
+        # application keys. Refused with the alert, and the connection goes on: the data after
+        # it is echoed.
+        keylog = os.path.join(self.tmp, "keylog")
+        ctx = client_context(ssl.TLSVersion.TLSv1_2)
+        ctx.keylog_filename = keylog
+        c = RecordClient.connect(("127.0.0.1", svc.port()), ctx, HOSTNAME, keylog)
+        self.addCleanup(c.close)
+        peer = peer_of(c.sock)
+        c.send_raw(c.records([b"ping\n"]))
+        self.assertEqual(c.read_exact(5), b"ping\n")
+        c.send_raw(c.records([client_hello(ssl.TLSVersion.TLSv1_2)[5:]], content_type=22) +
+                   c.records([b"after\n"]))
+        with self.assertRaisesRegex(ssl.SSLError, "NO_RENEGOTIATION"):
+            c.read_some(WAIT)
+        # Python's client stops at that alert, so end with a FIN and read the rest raw (closing
+        # with unread bytes would reset the connection instead).
+        c.sock.shutdown(socket.SHUT_WR)
+        read_until_closed([c.sock], WAIT)
+        rec = svc.wait_closed_event(peer, start=mark)
+        self.assertEqual(rec["kind"], "lost", rec)  # no close_notify: Python could not send it
+        self.assertEqual((rec["bytes_in"], rec["bytes_out"]), (11, 11), rec)
+
+        # TLS 1.3 has no renegotiation: a ClientHello after the handshake is a fatal error.
+        ctx = client_context()
+        ctx.keylog_filename = keylog
+        c = RecordClient.connect(("127.0.0.1", svc.port()), ctx, HOSTNAME, keylog)
+        self.addCleanup(c.close)
+        self.assertEqual(c.sealer.version, "TLSv1.3")
+        peer = peer_of(c.sock)
+        c.send_raw(c.records([client_hello()[5:]], content_type=22))
+        with self.assertRaisesRegex(ssl.SSLError, "UNEXPECTED_MESSAGE"):
+            c.read_some(WAIT)
+        rec = svc.wait_closed_event(peer, start=mark)
+        self.assertEqual(rec["kind"], "tls", rec)
+        self.assertEqual(rec["reason"], "unexpected message", rec)
+        usage.sample()
+
+        echo(bystander, b"after the renegotiations\n")
+        bystander.unwrap().close()
+        m = svc.scrape()
+        delta = lambda name, **l: metric_sum(m, name, **l) - metric_sum(m0, name, **l)
+        svc.wait_metric("whorl_connections_closed_total",
+                        metric_sum(m0, "whorl_connections_closed_total", reason="tls") + 2,
+                        reason="tls")
+        self.assertEqual(delta("whorl_tls_handshakes_total", result="failed"), 0)
+        self.finish(svc, usage, "renegotiation", 4)
+
+
+# 7 --------------------------------------------------------------------------------------------
+class RecordFloodTest(HostileTest):
+    EMPTY_RUN = 32  # OpenSSL's limit on consecutive empty records (MAX_EMPTY_RECORDS)
+    RUNS = 100
+    ONE_BYTE = 5000
+
+    def flood(self, version, scenario):
+        svc = self.start_service()
+        usage = Usage(svc)
+        keylog = os.path.join(self.tmp, "keylog")
+        ctx = client_context(version)
+        ctx.keylog_filename = keylog
+        c = RecordClient.connect(("127.0.0.1", svc.port()), ctx, HOSTNAME, keylog)
+        self.addCleanup(c.close)
+        self.assertEqual(c.sealer.version, {ssl.TLSVersion.TLSv1_3: "TLSv1.3",
+                                            ssl.TLSVersion.TLSv1_2: "TLSv1.2"}[version])
+        peer = peer_of(c.sock)
+        m0 = svc.scrape()
+
+        def send_while_others_are_served(records, expect):
+            sender = threading.Thread(target=c.send_raw, args=(records,), daemon=True)
+            sender.start()
+            self.serve_normal_client(svc, b"served during the record flood\n")
+            usage.sample()
+            got = c.read_exact(len(expect), timeout=WAIT * 3)
+            sender.join(WAIT)
+            self.assertEqual(got, expect)
+
+        # Zero-length application-data records, as many in a row as OpenSSL takes, then a byte:
+        # 3200 empty records in all, served.
+        send_while_others_are_served(c.records(([b""] * self.EMPTY_RUN + [b"z"]) * self.RUNS),
+                                     b"z" * self.RUNS)
+        # Thousands of one-byte records: every byte echoed.
+        data = bytes(0x41 + i % 26 for i in range(self.ONE_BYTE))
+        send_while_others_are_served(c.records([data[i:i + 1] for i in range(len(data))]), data)
+        # More empty records in a row than that: a fatal alert, and the connection is closed with
+        # OpenSSL's reason.
+        c.send_raw(c.records([b""] * (self.EMPTY_RUN + 1) + [b"!"]))
+        with self.assertRaisesRegex(ssl.SSLError, "UNEXPECTED_MESSAGE"):
+            c.read_some(WAIT)
+        rec = svc.wait_closed_event(peer)
+        self.assertEqual(rec["kind"], "tls", rec)
+        self.assertEqual(rec["reason"], "record too small", rec)
+        n = self.RUNS + self.ONE_BYTE
+        self.assertEqual((rec["bytes_in"], rec["bytes_out"]), (n, n), rec)
+        m = svc.scrape()
+        self.assertEqual(metric_sum(m, "whorl_connections_closed_total", reason="tls") -
+                         metric_sum(m0, "whorl_connections_closed_total", reason="tls"), 1)
+        self.finish(svc, usage, scenario, 1)
+
+    def test_tls13_record_flood(self):
+        self.flood(ssl.TLSVersion.TLSv1_3, "record_flood_tls13")
+
+    def test_tls12_record_flood(self):
+        self.flood(ssl.TLSVersion.TLSv1_2, "record_flood_tls12")
 
 
 def main():
