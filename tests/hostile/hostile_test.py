@@ -306,6 +306,62 @@ class SlowlorisTest(HostileTest):
 
 
 
+
+# 2 --------------------------------------------------------------------------------------------
+class SendNeverReadTest(HostileTest):
+    CLIENTS = 3
+    TIMEOUT = 2  # --send-timeout, seconds
+
+    @requires_flag("--send-timeout", "the send timeout, branch timeouts")
+    def test_send_never_read(self):
+        svc = self.start_service("--send-timeout", str(self.TIMEOUT))
+        usage = Usage(svc)
+        closed0 = self.scrape_sum(svc, "whorl_connections_closed_total", reason="send_timeout")
+        mark = svc.mark()
+        clients = []
+        for _ in range(self.CLIENTS):
+            raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(raw.close)
+            # A small receive window (set before connecting): the echo backs up sooner.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.settimeout(WAIT)
+            raw.connect(("127.0.0.1", svc.port()))
+            s = client_context().wrap_socket(raw, server_hostname=HOSTNAME)
+            self.addCleanup(s.close)
+            echo(s, b"from now on I only send\n")
+            clients.append(s)
+        peers = [peer_of(s) for s in clients]
+        # Each sends until its own writes have been stuck for half a second: the server's send
+        # buffer, its write queue (then it stops reading) and its receive buffer are full.
+        chunk = b"never read this\n" * 4096
+        sent = 0
+        for s in clients:
+            s.settimeout(0.5)
+            t_fill = now()
+            while True:
+                try:
+                    s.sendall(chunk)
+                    sent += len(chunk)
+                except socket.timeout:
+                    break
+                except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+                    break  # the send timeout already struck (a slow fill under a sanitizer)
+                self.assertLess(now() - t_fill, WAIT * 3, "the buffers never filled")
+        usage.sample()
+        self.serve_normal_client(svc, b"served while others stopped reading\n")
+        # Closed by the send timeout (no idle timeout is anywhere near), logged and counted.
+        recs = self.closed_records(svc, peers, mark, timeout=self.TIMEOUT + WAIT)
+        for rec in recs.values():
+            self.assertEqual(rec["kind"], "send_timeout", rec)
+            self.assertIn("send timeout", rec["reason"], rec)
+        svc.wait_metric("whorl_connections_closed_total", closed0 + self.CLIENTS,
+                        reason="send_timeout")
+        for s in clients:  # and the clients see their connections end
+            got, how = harness.wait_closed_by_server(s)
+            self.assertNotEqual(how, "EOF", "a clean end after a send timeout?")
+        print("send never read: %d clients sent %d bytes" % (self.CLIENTS, sent), flush=True)
+        self.finish(svc, usage, "send_never_read", self.CLIENTS)
+
 # 3 --------------------------------------------------------------------------------------------
 class MaxConnectionsFloodTest(HostileTest):
     LIMIT = 20
@@ -626,6 +682,47 @@ class RecordFloodTest(HostileTest):
     def test_tls12_record_flood(self):
         self.flood(ssl.TLSVersion.TLSv1_2, "record_flood_tls12")
 
+
+
+# 8 --------------------------------------------------------------------------------------------
+class MetricsFloodTest(HostileTest):
+    LIMIT = 16  # --metrics-max-connections (its default)
+    FLOOD = 300
+    TIMEOUT = 2  # --metrics-timeout, seconds
+
+    @requires_flag("--metrics-max-connections", "the /metrics connection limit, branch timeouts")
+    @requires_flag("--metrics-timeout", "the /metrics connection timeout, branch timeouts")
+    def test_metrics_flood(self):
+        svc = self.start_service("--metrics-max-connections", str(self.LIMIT),
+                                 "--metrics-timeout", str(self.TIMEOUT))
+        usage = Usage(svc)
+        m0 = svc.scrape()
+        t_open = now()
+        socks = connect_many("127.0.0.1", svc.metrics_port, self.FLOOD, self)
+        # Past the limit, metrics connections are closed at once; TLS clients are served.
+        ended = read_until_closed(socks, WAIT, count=self.FLOOD - self.LIMIT)
+        self.assertEqual(len(ended), self.FLOOD - self.LIMIT)
+        usage.sample()
+        for i in range(3):
+            self.serve_normal_client(svc, b"served during the metrics flood %d\n" % i)
+        held = [s for s in socks if s not in ended]
+        self.assertEqual(read_until_closed(held, 0.2), {}, "a connection within the limit was "
+                         "closed at once")
+        with self.assertRaises(OSError):  # a scrape too is one connection too many now
+            svc.scrape()
+        # The silent ones within the limit are closed by --metrics-timeout.
+        t_wait = now()
+        ended = read_until_closed(held, self.TIMEOUT + WAIT)
+        self.assertEqual(len(ended), self.LIMIT, "silent /metrics connections outlived "
+                         "--metrics-timeout")
+        self.assertGreater(t_wait + min(ended.values()) - t_open, self.TIMEOUT * 0.9)
+        m = svc.scrape()
+        delta = lambda name, **l: metric_sum(m, name, **l) - metric_sum(m0, name, **l)
+        self.assertEqual(delta("whorl_metrics_connections_refused_total"),
+                         self.FLOOD - self.LIMIT + 1)
+        self.assertEqual(delta("whorl_metrics_connections_closed_total", reason="timeout"),
+                         self.LIMIT)
+        self.finish(svc, usage, "metrics_flood", self.FLOOD)
 
 def main():
     # The attackers hold hundreds of sockets: take the hard limit on descriptors.
