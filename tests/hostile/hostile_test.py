@@ -480,6 +480,47 @@ class ResetStormTest(HostileTest):
         self.finish(svc, usage, "reset_storm", total)
 
 
+    def test_reset_storm_with_echo_in_flight(self):
+        """RSTs after the handshake, while the server is echoing what the client just sent."""
+        n = 100
+        svc = self.start_service()
+        usage = Usage(svc)
+        m0 = svc.scrape()
+        mark = svc.mark()
+        peers = []
+        payload = b"reset while you echo this\n" * 2500  # 65 000 bytes
+        served = 0  # normal clients, closed in order ("closed")
+        for i in range(n):
+            s = svc.tls()
+            peers.append(peer_of(s))
+            s.settimeout(1)
+            try:
+                s.sendall(payload)
+            except socket.timeout:
+                pass  # the echo backed up: reset now all the same
+            if i % 10 == 0:
+                usage.sample()
+            reset(s)
+            if i % 25 == 0:
+                self.serve_normal_client(svc, b"served during the reset storm %d\n" % i)
+                served += 1
+        recs = self.closed_records(svc, peers, mark)
+        kinds = {}
+        for r in recs.values():
+            self.assertEqual(r["tls_version"], "TLSv1.3", r)
+            self.assertIn(r["kind"], ("lost", "io", "closed"), r)
+            self.assertLessEqual(r["bytes_out"], r["bytes_in"], r)
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        m = svc.scrape()
+        delta = lambda name, **l: metric_sum(m, name, **l) - metric_sum(m0, name, **l)
+        for kind, count in kinds.items():
+            self.assertEqual(delta("whorl_connections_closed_total", reason=kind) -
+                             (served if kind == "closed" else 0), count, kind)
+        self.assertEqual(delta("whorl_tls_handshakes_total", result="failed"), 0)
+        print("reset storm with echo in flight: closes by kind %r" % kinds, flush=True)
+        self.finish(svc, usage, "reset_storm_echo_in_flight", n)
+
+
 # 5 --------------------------------------------------------------------------------------------
 class FdExhaustionTest(HostileTest):
     NOFILE = 128  # RLIMIT_NOFILE of the service
