@@ -127,15 +127,19 @@ def read_until_closed(socks, timeout, on_tick=None, count=None):
     least every 0.1 s)."""
     t0 = now()
     ended = {}
+    poller = select.poll()  # not select(): descriptors may be above FD_SETSIZE
+    by_fd = {}
+    for s in socks:
+        poller.register(s, select.POLLIN)
+        by_fd[s.fileno()] = s
     while len(ended) < (len(socks) if count is None else count):
         left = t0 + timeout - now()
         if left <= 0:
             break
         if on_tick:
             on_tick()
-        live = [s for s in socks if s not in ended]
-        r, _, _ = select.select(live, [], [], min(left, 0.1))
-        for s in r:
+        for fd, _ in poller.poll(int(min(left, 0.1) * 1000) + 1):
+            s = by_fd[fd]
             try:
                 data = s.recv(65536)
             except (ConnectionResetError, BrokenPipeError):
@@ -144,6 +148,7 @@ def read_until_closed(socks, timeout, on_tick=None, count=None):
                 continue
             if not data:
                 ended[s] = now() - t0
+                poller.unregister(fd)
     return ended
 
 

@@ -372,8 +372,9 @@ class RecordClient:
                 return b""
             if self.eof:
                 return b""
-            r, _, _ = select.select([self.sock], [], [], timeout)
-            if not r:
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            if not poller.poll(int(timeout * 1000)):
                 raise socket.timeout("nothing from the server within %.1f s" % timeout)
             data = self.sock.recv(65536)
             if not data:
