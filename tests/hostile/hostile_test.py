@@ -540,6 +540,8 @@ class FdExhaustionTest(HostileTest):
         usage = Usage(svc)
         self.assertLess(usage.fds_before + 20, limit, "no room for connections under the limit")
         m0 = svc.scrape()
+        bystander = svc.tls()  # connected before the flood: served all along
+        echo(bystander, b"before the flood\n")
         mark = svc.mark()
         socks = connect_many("127.0.0.1", svc.port(), self.FLOOD, self, blocking=False)
         rec = svc.wait_msg(r"^accept: Too many open files", start=mark)
@@ -548,6 +550,8 @@ class FdExhaustionTest(HostileTest):
         usage.sample()
         self.assertEqual(usage.fds_peak, limit)
         self.assertIsNone(svc.proc.poll(), "the service exited out of descriptors")
+        echo(bystander, b"served without a descriptor to spare\n")
+        self.assertEqual(fd_count(svc.proc.pid), limit)  # still exhausted meanwhile
         # The flood ends: the accepted connections see EOF, the ones still in the backlog are
         # accepted (and closed) once descriptors are free again, then a normal client is served.
         for s in socks:
@@ -557,7 +561,9 @@ class FdExhaustionTest(HostileTest):
         # Each shard has its own listening socket and back-off: the other one may still be
         # accepting what waited in its backlog. Every flood connection is accepted in the end.
         svc.wait_metric("whorl_connections_accepted_total",
-                        metric_sum(m0, "whorl_connections_accepted_total") + self.FLOOD + 1)
+                        metric_sum(m0, "whorl_connections_accepted_total") + self.FLOOD + 2)
+        echo(bystander, b"after the flood\n")
+        bystander.unwrap().close()
         svc.wait_metric("whorl_connections_open", 0)
         m = svc.scrape()
         accept_errors = (metric_sum(m, "whorl_accept_errors_total") -
