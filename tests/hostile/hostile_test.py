@@ -537,6 +537,14 @@ class FdExhaustionTest(HostileTest):
             "--max-connections", "100000",  # not the limit under test: the descriptors are
             "--handshake-timeout", "60",
             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+        with open("/proc/%d/maps" % svc.proc.pid) as f:
+            if "libubsan" in f.read():
+                # UBSan's vptr check reads a vtable only after testing that it is readable, and
+                # the test (IsAccessibleMemoryRange in GCC 12's libsanitizer) writes it into a
+                # pipe(): with no descriptor free it reports "invalid vptr" for a sound object
+                # and kills the process. Its suppressions do not cover that report.
+                self.skipTest("UBSan's vptr check needs free descriptors (it calls pipe()); "
+                              "descriptor exhaustion runs in the plain build")
         usage = Usage(svc)
         self.assertLess(usage.fds_before + 20, limit, "no room for connections under the limit")
         m0 = svc.scrape()
