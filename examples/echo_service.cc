@@ -176,6 +176,7 @@ int main(int argc, char** argv) {
     }
     spec.tcp.transport.proxyProtocol = config->proxyProtocol;
     spec.tcp.transport.proxyHeaderTimeout = config->handshakeTimeout;
+    spec.tcp.transport.sendTimeout = config->sendTimeout;
     std::string certificate = tls ? certificateSummary(*spec.tls) : "";
     auto port = endpoint::TCPServerEndpoint(runtime, spec.family, spec.port, spec.tcp)
                     .listen(std::make_shared<service::AdmissionFactory>(state, stack));
@@ -210,11 +211,11 @@ int main(int argc, char** argv) {
     WHORL_LOG(kInfo, "metrics on http://%s/metrics", metricsPort->getHost().toString().c_str());
   }
   WHORL_LOG(kInfo, "echo service: %d shard%s, max-connections %llu, idle-timeout %.3g s, "
-            "handshake-timeout %.3g s, drain-timeout %.3g s",
+            "handshake-timeout %.3g s, send-timeout %.3g s, drain-timeout %.3g s",
             runtime.shardCount(), runtime.shardCount() == 1 ? "" : "s",
             static_cast<unsigned long long>(state.limits.maxConnections),
             config->idleTimeout.count() / 1000.0, config->handshakeTimeout.count() / 1000.0,
-            config->drainTimeout.count() / 1000.0);
+            config->sendTimeout.count() / 1000.0, config->drainTimeout.count() / 1000.0);
 
   // SIGHUP: every TLS listener re-reads its files; one that fails keeps what it had. Runs on
   // run()'s thread; shards pick the new context up at their next accept.

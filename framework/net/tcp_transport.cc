@@ -7,6 +7,7 @@
 
 #include <linux/tls.h>
 
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 
@@ -99,6 +100,7 @@ TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions
 
 TcpTransport::~TcpTransport() {
   if (proxy_) proxy_->timer.cancel();
+  if (sendTimerArmed_) sendTimer_.cancel();
   if (fd_ >= 0) close(fd_);
 }
 
@@ -146,6 +148,7 @@ void TcpTransport::spliceNext() {
   }
   sendInFlight_ = true;
   ++inflight_;
+  sendStarted();
 }
 
 void TcpTransport::onSpliceIn(int res, uint32_t) {
@@ -637,6 +640,7 @@ void TcpTransport::startSend() {
     sendInFlight_ = true;
     k.controlSendInFlight = true;
     ++inflight_;
+    sendStarted();
     return;
   }
   if (sending_.empty() && !queue_.empty()) {
@@ -674,6 +678,38 @@ void TcpTransport::startSend() {
   Ring::setOp(sqe, &sendOp_);
   sendInFlight_ = true;
   ++inflight_;
+  sendStarted();
+}
+
+void TcpTransport::sendStarted() {
+  // One send is in flight at a time and a send completes as soon as the kernel takes any byte,
+  // so "this send has waited sendTimeout" is exactly "no progress for sendTimeout". The timer
+  // is not moved per send: when it fires it looks at the send in flight and re-arms for what is
+  // left, or lapses when output is idle (the next send arms it again).
+  if (options_.sendTimeout.count() <= 0) return;
+  sendSince_ = shard_.now();
+  if (sendTimerArmed_) return;
+  sendTimerArmed_ = true;
+  sendTimer_ = shard_.callLater(options_.sendTimeout, [this] { onSendTimer(); });
+}
+
+void TcpTransport::onSendTimer() {
+  sendTimerArmed_ = false;
+  if (!sendInFlight_ || state_ == State::kClosing || state_ == State::kClosed) return;
+  auto waited = shard_.now() - sendSince_;
+  if (waited < options_.sendTimeout) {
+    sendTimerArmed_ = true;
+    sendTimer_ = shard_.callLater(options_.sendTimeout - waited, [this] { onSendTimer(); });
+    return;
+  }
+  char seconds[32];
+  std::snprintf(seconds, sizeof(seconds), "%g", options_.sendTimeout.count() / 1000.0);
+  // A reset, not a FIN: the peer reads nothing, so a graceful close would leave the unsent bytes
+  // in the kernel for minutes more; the reset frees them (and the descriptor) now.
+  closeNow(Status(Status::Code::kTimeout,
+                  std::string("send timeout: the peer accepted no data for ") + seconds +
+                      " s (it stopped reading); closing"),
+           true);
 }
 
 void TcpTransport::onSend(int res, uint32_t) {
@@ -879,6 +915,10 @@ void TcpTransport::closeNow(Status reason, bool reset) {
   state_ = State::kClosing;
   reason_ = std::move(reason);
   resetOnClose_ = reset;
+  if (sendTimerArmed_) {
+    sendTimerArmed_ = false;
+    sendTimer_.cancel();
+  }
   if (recvArmed_ || sendInFlight_ || (ktls_ && ktls_->controlArmed)) {
     // Cancel every op on this socket; the socket itself is closed after the last completion, so
     // the fd number cannot be reused while a cancel or op still refers to it.
