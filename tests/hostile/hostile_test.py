@@ -17,6 +17,7 @@ attack), and appends it to $TEST_UNDECLARED_OUTPUTS_DIR/hostile_usage.txt.
   RenegotiationTest      TLS 1.2 renegotiation (openssl s_client "R", raw), TLS 1.3 ClientHello
   RecordFloodTest        zero-length and one-byte application-data records (TLS 1.3 and 1.2)
   MetricsFloodTest       silent connections to --metrics -> --metrics-max-connections, timeout
+  TlsRecordsTest         the record code against published AES, AES-GCM, ChaCha20-Poly1305 vectors
 
 Usage (from the runfiles root, as hostile_test.sh does; unittest arguments select cases):
 
@@ -37,11 +38,13 @@ import struct
 import subprocess
 import threading
 import time
+import unittest
 
 import service_harness as harness
 from service_harness import (HOSTNAME, WAIT, ServiceTest, client_context, echo, metric_sum, now,
                              peer_of)
 from service_harness import load_tests  # noqa: F401 -- unittest calls it here (Bazel sharding)
+import tls_records
 from tls_records import RecordClient
 
 
@@ -163,8 +166,8 @@ class HostileTest(ServiceTest):
 
     def start_service(self, *args, **kw):
         svc = self.start("--listen", self.ssl_listen(), "--metrics", self.METRICS, *args, **kw)
-        # The baseline is taken before any connection; a normal client and a scrape then warm the
-        # service up (lazy set-up, if any, must not look like a leak later).
+        # The baseline is taken before any connection; a normal client then warms the service up
+        # (lazy set-up, if any, would fail here rather than look like a leak later).
         fds = fd_count(svc.proc.pid)
         self.serve_normal_client(svc)
         self.wait_fds(svc, fds)
@@ -775,6 +778,38 @@ class MetricsFloodTest(HostileTest):
         self.assertEqual(delta("whorl_metrics_connections_closed_total", reason="timeout"),
                          self.LIMIT)
         self.finish(svc, usage, "metrics_flood", self.FLOOD)
+
+
+# The record code itself, against published vectors (the server checks it too: a wrong record is
+# a bad_record_mac alert).
+class TlsRecordsTest(unittest.TestCase):
+    def test_aes(self):  # FIPS 197 appendix C.1 and C.3
+        block = bytes.fromhex("00112233445566778899aabbccddeeff")
+        self.assertEqual(tls_records.AES(bytes(range(16))).encrypt_block(block).hex(),
+                         "69c4e0d86a7b0430d8cdb78070b4c55a")
+        self.assertEqual(tls_records.AES(bytes(range(32))).encrypt_block(block).hex(),
+                         "8ea2b7ca516745bfeafc49904b496089")
+
+    def test_aes_gcm(self):  # the GCM specification's test case 4
+        out = tls_records.AESGCM(bytes.fromhex("feffe9928665731c6d6a8f9467308308")).seal(
+            bytes.fromhex("cafebabefacedbaddecaf888"),
+            bytes.fromhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+                          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39"),
+            bytes.fromhex("feedfacedeadbeeffeedfacedeadbeefabaddad2"))
+        self.assertEqual(out.hex(),
+                         "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e"
+                         "21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091"
+                         "5bc94fbc3221a5db94fae95ae7121a47")
+
+    def test_chacha20_poly1305(self):  # RFC 8439 section 2.8.2
+        plaintext = (b"Ladies and Gentlemen of the class of '99: If I could offer you only one "
+                     b"tip for the future, sunscreen would be it.")
+        out = tls_records.ChaCha20Poly1305(bytes(range(0x80, 0xA0))).seal(
+            bytes.fromhex("070000004041424344454647"), plaintext,
+            bytes.fromhex("50515253c0c1c2c3c4c5c6c7"))
+        self.assertEqual(len(out), len(plaintext) + 16)
+        self.assertEqual(out[:16].hex(), "d31a8d34648e60db7b86afbc53ef7ec2")
+        self.assertEqual(out[-16:].hex(), "1ae10b594f09e26a7e902ecbd0600691")
 
 def main():
     # The attackers hold hundreds of sockets: take the hard limit on descriptors.
