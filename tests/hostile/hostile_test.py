@@ -12,7 +12,7 @@ attack), and appends it to $TEST_UNDECLARED_OUTPUTS_DIR/hostile_usage.txt.
   SlowlorisTest          ClientHellos dribbled a byte at a time -> --handshake-timeout
   SendNeverReadTest      clients that send and never read -> --send-timeout
   MaxConnectionsFloodTest  silent connections past --max-connections -> refused, slots return
-  ResetStormTest         partial ClientHellos then RST (SO_LINGER 0)
+  ResetStormTest         partial ClientHellos then RST (SO_LINGER 0); RSTs with the echo in flight
   FdExhaustionTest       a flood past RLIMIT_NOFILE -> accept errors counted, served after
   RenegotiationTest      TLS 1.2 renegotiation (openssl s_client "R", raw), TLS 1.3 ClientHello
   RecordFloodTest        zero-length and one-byte application-data records (TLS 1.3 and 1.2)
@@ -296,8 +296,6 @@ class SlowlorisTest(HostileTest):
         self.finish(svc, usage, "slowloris_handshake", self.CONNECTIONS)
 
 
-
-
 # 2 --------------------------------------------------------------------------------------------
 class SendNeverReadTest(HostileTest):
     CLIENTS = 3
@@ -575,7 +573,6 @@ class FdExhaustionTest(HostileTest):
         self.finish(svc, usage, "fd_exhaustion", self.FLOOD)
 
 
-
 # 6 --------------------------------------------------------------------------------------------
 class RenegotiationTest(HostileTest):
     def s_client(self, port, *args):
@@ -735,7 +732,6 @@ class RecordFloodTest(HostileTest):
 
     def test_tls12_record_flood(self):
         self.flood(ssl.TLSVersion.TLSv1_2, "record_flood_tls12")
-
 
 
 # 8 --------------------------------------------------------------------------------------------
