@@ -158,15 +158,21 @@ def _chacha_block(key_words, counter, nonce_words):
     state = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574] + key_words + [counter] + nonce_words
     x = list(state)
 
-    def qr(a, b, c, d):
-        x[a] = (x[a] + x[b]) & m; x[d] ^= x[a]; x[d] = ((x[d] << 16) | (x[d] >> 16)) & m
-        x[c] = (x[c] + x[d]) & m; x[b] ^= x[c]; x[b] = ((x[b] << 12) | (x[b] >> 20)) & m
-        x[a] = (x[a] + x[b]) & m; x[d] ^= x[a]; x[d] = ((x[d] << 8) | (x[d] >> 24)) & m
-        x[c] = (x[c] + x[d]) & m; x[b] ^= x[c]; x[b] = ((x[b] << 7) | (x[b] >> 25)) & m
+    def step(a, b, d, shift):  # a += b; d ^= a; d <<<= shift
+        x[a] = (x[a] + x[b]) & m
+        v = x[d] ^ x[a]
+        x[d] = ((v << shift) | (v >> (32 - shift))) & m
 
-    for _ in range(10):
-        qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
-        qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
+    def quarter_round(a, b, c, d):
+        step(a, b, d, 16)
+        step(c, d, b, 12)
+        step(a, b, d, 8)
+        step(c, d, b, 7)
+
+    for _ in range(10):  # 20 rounds: a column round and a diagonal round each time
+        for a, b, c, d in ((0, 4, 8, 12), (1, 5, 9, 13), (2, 6, 10, 14), (3, 7, 11, 15),
+                           (0, 5, 10, 15), (1, 6, 11, 12), (2, 7, 8, 13), (3, 4, 9, 14)):
+            quarter_round(a, b, c, d)
     return struct.pack("<16I", *((a + b) & m for a, b in zip(x, state)))
 
 
