@@ -549,20 +549,37 @@ def load_tests(loader, standard_tests, pattern):
     return unittest.TestSuite(t for i, t in enumerate(tests) if i % total == index)
 
 
+USAGE = """usage: %s --binary PATH --certs DIR [unittest arguments, e.g. a class or case name]
+
+  --binary PATH   the echo_service binary under test
+  --certs DIR     the repository's certs/ directory (public.pem, server.pem, test/)
+  --help          this text; unittest's own options follow its -h
+"""
+
+
 def main():
-    """Takes --binary PATH and --certs DIR off the command line, then runs unittest.main on
-    the calling script's cases with the rest."""
+    """Takes --binary PATH and --certs DIR (or --binary=PATH, --certs=DIR) off the command line,
+    then runs unittest.main on the calling script's cases with the rest."""
     global BINARY, CERTS
     argv = [sys.argv[0]]
     args = sys.argv[1:]
     while args:
         a = args.pop(0)
-        if a == "--binary":
-            BINARY = os.path.abspath(args.pop(0))
-        elif a == "--certs":
-            CERTS = os.path.abspath(args.pop(0))
+        name, eq, value = a.partition("=")
+        if name in ("--binary", "--certs"):
+            if not eq:
+                if not args:
+                    sys.exit("%s needs a value\n\n%s" % (name, USAGE % sys.argv[0]))
+                value = args.pop(0)
+            if name == "--binary":
+                BINARY = os.path.abspath(value)
+            else:
+                CERTS = os.path.abspath(value)
+        elif a == "--help":
+            sys.stdout.write(USAGE % sys.argv[0])
+            sys.exit(0)
         else:
             argv.append(a)
     if not BINARY or not CERTS:
-        sys.exit("usage: %s --binary PATH --certs DIR [unittest args]" % sys.argv[0])
+        sys.exit(USAGE % sys.argv[0])
     unittest.main(argv=argv, verbosity=2)
