@@ -94,11 +94,13 @@ class RefusalLog final : public api::Factory {
 std::shared_ptr<api::Factory> boundedMetricsFactory(ServiceMetrics& metrics,
                                                     std::shared_ptr<api::Factory> scrapes,
                                                     MetricsListenerLimits limits) {
+  // Counting inside the timeouts: TimeoutFactory tells the protocol it wraps which limit ended
+  // the connection (the transport only saw an orderly close).
+  auto counted = std::make_shared<CountingFactory>(std::move(scrapes), metrics);
   auto timed = std::make_shared<api::TimeoutFactory>(
-      std::move(scrapes), api::TimeoutOptions{.idle = limits.timeout, .total = limits.timeout});
-  auto counted = std::make_shared<CountingFactory>(std::move(timed), metrics);
+      std::move(counted), api::TimeoutOptions{.idle = limits.timeout, .total = limits.timeout});
   auto limit =
-      std::make_shared<api::LimitTotalConnectionsFactory>(std::move(counted), limits.maxConnections);
+      std::make_shared<api::LimitTotalConnectionsFactory>(std::move(timed), limits.maxConnections);
   metrics.metricsLimit = limit;
   return std::make_shared<RefusalLog>(std::move(limit));
 }

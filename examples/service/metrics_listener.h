@@ -8,9 +8,9 @@
 //   endpoint.listen(factory);
 //
 // The stack, outermost first: refusals logged (once a second at most); LimitTotalConnectionsFactory;
-// closes counted as whorl_metrics_connections_closed_total{reason} and logged (info when a limit
-// or an error ended it, debug for a scraper's own close); TimeoutFactory (idle and total limit
-// both the timeout); the scrape protocol. ServiceMetrics renders the refusals and the open count
+// TimeoutFactory (idle and total limit both the timeout); closes counted as
+// whorl_metrics_connections_closed_total{reason} and logged (info when a limit or an error ended
+// it, debug for a scraper's own close); the scrape protocol. ServiceMetrics renders the refusals and the open count
 // from the limit factory, which it keeps (ServiceMetrics::metricsLimit). ServiceMetrics must
 // outlive the listener's connections.
 #pragma once

@@ -24,8 +24,11 @@ class LimitedProtocol final : public ProtocolWrapper {
   // Built but never connected (a layer above refused it): the place is still given back.
   ~LimitedProtocol() override { release(); }
   void connectionLost(const Status& reason) override {
-    release();  // the socket is closed by now: the place is free for the next accept
+    // The socket is closed by now. The place is given back after the wrapped protocol has seen
+    // the loss, so that whoever gets the place next also sees what that protocol did about it
+    // (counted it, logged it).
     ProtocolWrapper::connectionLost(reason);
+    release();
   }
 
  private:

@@ -107,7 +107,8 @@ class WrappingFactory : public Factory {
 
 // At most `limit` connections open at once (all shards together); the next ones are refused
 // (buildProtocol returns null: the transport closes the socket at once) and counted. A place is
-// given back when the connection is lost, after its socket was closed.
+// given back when the connection is lost (its socket is closed by then), once the wrapped
+// protocol's connectionLost() has returned.
 class LimitTotalConnectionsFactory final : public WrappingFactory {
  public:
   LimitTotalConnectionsFactory(std::shared_ptr<Factory> wrapped, uint64_t limit);
