@@ -14,6 +14,8 @@ also checks for leaks and undefined behaviour on every path the case took).
   TicketKeysTest       --session-ticket-keys shared by two instances (TLS 1.3, 1.2), rotation
   MaxConnectionsTest   --max-connections
   IdleTimeoutTest      --idle-timeout, --handshake-timeout
+  SendTimeoutTest      --send-timeout: clients that stop reading, while echoing and while closing
+  MetricsLimitsTest    --metrics-max-connections, --metrics-timeout
   SystemdTest          systemd-analyze verify of the unit; sd_notify (path and abstract socket)
   ConfigFileTest       --config files, precedence, errors; tools/deploy/echo.conf; --help
 
@@ -25,6 +27,7 @@ The Service class and the helpers are in service_harness.py (shared with tests/h
 library only.
 """
 
+import http.client
 import json
 import os
 import re
@@ -883,6 +886,236 @@ class IdleTimeoutTest(ServiceTest):
         self.assertEqual(metric_sum(m, "whorl_tls_handshakes_total", result="ok"), 0)
 
 
+def open_descriptors(svc):
+    return len(os.listdir("/proc/%d/fd" % svc.proc.pid))
+
+
+def small_rcvbuf_connect(host, port, timeout=WAIT):
+    """A TCP connection with a small receive buffer (set before connecting, so the window the
+    server sees is small): a client that stops reading stalls the server's sends quickly."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    return s
+
+
+def send_until_stalled(sock, chunk=b"x" * 65536, limit=256 << 20):
+    """Sends without ever reading until sends block for 0.5 s: the server echoes until its sends
+    stall, then stops reading (flow control), and the client's own buffers fill. Returns the
+    bytes sent."""
+    sock.settimeout(0.5)
+    sent = 0
+    try:
+        while sent < limit:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except (socket.timeout, ssl.SSLWantWriteError):
+        pass
+    if sent >= limit:
+        raise AssertionError("the server read %d bytes without its echo being read" % sent)
+    return sent
+
+
+def expect_reset(sock, timeout=WAIT):
+    """Reads what was buffered; the connection must then end with a reset (not a FIN)."""
+    got, how = wait_closed_by_server(sock, timeout)
+    if how != "reset":
+        raise AssertionError("the server ended the connection with %s after %d bytes, not a "
+                             "reset" % (how, len(got)))
+
+
+class SendTimeoutTest(ServiceTest):
+    def check_send_timeout(self, svc, rec, low, high):
+        self.assertEqual(rec["kind"], "send_timeout", rec)
+        self.assertIn("send timeout: the peer accepted no data for", rec["reason"])
+        self.assertIn("stopped reading", rec["reason"])
+        self.assertGreater(rec["duration_ms"], low * 1000, rec)
+        self.assertLess(rec["duration_ms"], high * 1000, rec)
+
+    def test_send_timeout_while_echoing(self):
+        """A client that sends and never reads holds no place for longer than --send-timeout,
+        over TCP and TLS; everyone else is served meanwhile, and its slot, gauge and
+        descriptor are given back."""
+        svc = self.start("--send-timeout", "1", "--listen", self.TCP, "--listen",
+                         self.ssl_listen(), "--metrics", self.METRICS, "--max-connections",
+                         "2")
+        fds = open_descriptors(svc)
+        tcp = small_rcvbuf_connect("127.0.0.1", svc.port(0))
+        self.addCleanup(tcp.close)
+        raw = small_rcvbuf_connect("127.0.0.1", svc.port(1))
+        self.addCleanup(raw.close)
+        tls = client_context().wrap_socket(raw, server_hostname=HOSTNAME)
+        self.addCleanup(tls.close)
+        t0 = now()
+        send_until_stalled(tcp)
+        send_until_stalled(tls)
+        for s in (tcp, tls):
+            rec = svc.wait_closed_event(peer_of(s), timeout=WAIT + 5)
+            self.check_send_timeout(svc, rec, 0.9, 8)
+        self.assertGreater(now() - t0, 0.9)
+        expect_reset(tcp)
+        m = svc.scrape()
+        self.assertEqual(
+            metric_sum(m, "whorl_connections_closed_total", reason="send_timeout"), 2)
+        self.assertEqual(metric_sum(m, "whorl_connections_refused_total"), 0)
+        svc.wait_metric("whorl_connections_open", 0)
+        # Both places (of --max-connections 2) are free again, and the descriptors closed.
+        a, b = svc.tcp(0), svc.tls(1)
+        echo(a, b"a place\n")
+        echo(b, b"another\n")
+        a.close()
+        b.close()
+        svc.wait_metric("whorl_connections_open", 0)
+        deadline = now() + WAIT
+        while open_descriptors(svc) != fds:
+            self.assertLess(now(), deadline, "descriptors: %d open, %d before" %
+                            (open_descriptors(svc), fds))
+            time.sleep(0.05)  # polling /proc: there is nothing to wait on
+
+    def test_send_timeout_while_closing(self):
+        """The idle timeout closes a client that sent a request and never reads: the close waits
+        for the echo to drain (TLS: then close_notify), and --send-timeout bounds that wait."""
+        svc = self.start("--idle-timeout", "1", "--send-timeout", "2", "--listen", self.TCP,
+                         "--listen", self.ssl_listen(), "--metrics", self.METRICS)
+        tcp = small_rcvbuf_connect("127.0.0.1", svc.port(0))
+        self.addCleanup(tcp.close)
+        raw = small_rcvbuf_connect("127.0.0.1", svc.port(1))
+        self.addCleanup(raw.close)
+        tls = client_context().wrap_socket(raw, server_hostname=HOSTNAME)
+        self.addCleanup(tls.close)
+        send_until_stalled(tcp)
+        send_until_stalled(tls)
+        for s in (tcp, tls):
+            rec = svc.wait_closed_event(peer_of(s), timeout=WAIT + 5)
+            # The idle timeout (1 s) came first; the send timeout (2 s) ended the close.
+            self.check_send_timeout(svc, rec, 1.9, 12)
+            self.assertIn("after the idle timeout: no data from the client for 1", rec["reason"])
+        expect_reset(tcp)
+        m = svc.scrape()
+        self.assertEqual(
+            metric_sum(m, "whorl_connections_closed_total", reason="send_timeout"), 2)
+        self.assertEqual(
+            metric_sum(m, "whorl_connections_closed_total", reason="idle_timeout"), 0)
+        svc.wait_metric("whorl_connections_open", 0)
+
+    def test_send_timeout_zero_is_off_and_readers_are_not_cut(self):
+        """--send-timeout 0: a stalled client stays until it reads (the idle timeout still
+        applies); a client that reads slowly is never cut off by a short send timeout."""
+        svc = self.start("--send-timeout", "0", "--listen", self.TCP, "--metrics",
+                         self.METRICS)
+        svc.wait_msg(r"^echo service: .*send-timeout 0 s")
+        c = small_rcvbuf_connect("127.0.0.1", svc.port(0))
+        self.addCleanup(c.close)
+        sent = send_until_stalled(c)
+        # Three seconds stalled, then it reads everything back: nothing was cut.
+        c.settimeout(3)
+        time.sleep(3)  # the stall being tested, not a synchronisation
+        got = recv_exact(c, sent)
+        self.assertEqual(got, b"x" * sent)
+        self.assertEqual(svc.closed_events(), [])
+
+        slow = self.start("--send-timeout", "1", "--listen", self.TCP, name="slow")
+        r = small_rcvbuf_connect("127.0.0.1", slow.port(0))
+        self.addCleanup(r.close)
+        sent = send_until_stalled(r)
+        # 3 s of reading 16 KiB every 0.1 s (the server's output waits on it throughout: what it
+        # holds is far more than that), then the rest at once.
+        got = b""
+        t0 = now()
+        r.settimeout(WAIT)
+        while now() - t0 < 3:
+            chunk = r.recv(16384)
+            self.assertTrue(chunk, "closed after %d of %d bytes" % (len(got), sent))
+            got += chunk
+            time.sleep(0.1)  # a slow reader's pace, ten reads per send timeout
+        self.assertLess(len(got), sent // 2, "the slow phase read most of it: test too weak")
+        got += recv_exact(r, sent - len(got))
+        self.assertEqual(got, b"x" * sent)
+        self.assertEqual(slow.closed_events(), [])
+
+
+class MetricsLimitsTest(ServiceTest):
+    def metrics_conn(self, svc):
+        s = socket.create_connection(("127.0.0.1", svc.metrics_port), timeout=WAIT)
+        self.addCleanup(s.close)
+        return s
+
+    def test_metrics_max_connections(self):
+        """Connections beyond --metrics-max-connections are closed at once and counted; client
+        connections are not affected."""
+        svc = self.start("--listen", self.TCP, "--metrics", self.METRICS,
+                         "--metrics-max-connections", "2", "--metrics-timeout", "60")
+        svc.wait_msg(r"^metrics listener: metrics-max-connections 2, metrics-timeout 60 s")
+        a, b = self.metrics_conn(svc), self.metrics_conn(svc)
+        # Both are admitted: each answers a request (and stays open, HTTP/1.1 keep-alive).
+        for s in (a, b):
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(WAIT)
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 200"))
+        t0 = now()
+        refused = []
+        for _ in range(3):
+            c = self.metrics_conn(svc)
+            got, how = wait_closed_by_server(c, timeout=5)
+            self.assertEqual(got, b"")
+            refused.append(peer_of(c))
+        self.assertLess(now() - t0, 5)
+        svc.wait_msg(r"^metrics-max-connections \(2\) reached: closing new metrics connections")
+        # Clients are served all along.
+        e = svc.tcp(0)
+        echo(e, b"not starved\n")
+        a.close()
+        deadline = now() + WAIT
+        while True:  # a's place comes back once the service has seen its close
+            try:
+                m = svc.scrape()
+                break
+            except (OSError, http.client.HTTPException):
+                self.assertLess(now(), deadline, "no metrics place after a connection closed")
+                time.sleep(0.05)  # retry interval
+        self.assertGreaterEqual(metric_sum(m, "whorl_metrics_connections_refused_total"), 3)
+        self.assertEqual(metric_sum(m, "whorl_metrics_connections_open"), 2)  # b and this one
+        # a (closed with the rest of its answer unread: a reset) was counted before its place
+        # was given back.
+        self.assertEqual(
+            metric_sum(m, "whorl_metrics_connections_closed_total", reason="lost"), 1)
+        self.assertEqual(metric_sum(m, "whorl_connections_refused_total"), 0)
+
+    def test_metrics_timeout(self):
+        """A metrics connection that stays silent, or trickles bytes, is closed after
+        --metrics-timeout, with the reason logged and counted."""
+        svc = self.start("--listen", self.TCP, "--metrics", self.METRICS, "--metrics-timeout",
+                         "1")
+        silent = self.metrics_conn(svc)
+        trickle = self.metrics_conn(svc)
+        t0 = now()
+        for byte in b"GET ":  # one byte every 0.2 s: idle for 1 s only after the total limit
+            trickle.sendall(bytes([byte]))
+            time.sleep(0.2)  # the trickling client's pace
+        got, how = wait_closed_by_server(silent, timeout=5)
+        self.assertEqual((got, how), (b"", "EOF"))
+        got, how = wait_closed_by_server(trickle, timeout=5)
+        self.assertEqual((got, how), (b"", "EOF"))
+        self.assertGreater(now() - t0, 0.9)
+
+        def closed(peer):
+            return svc.wait_log(lambda r: r.get("msg") == "metrics connection closed" and
+                                r.get("peer") == peer, what="metrics close of %s" % peer)
+        rec = closed(peer_of(silent))
+        self.assertEqual(rec["kind"], "timeout", rec)
+        self.assertEqual(rec["reason"], "idle timeout: no data received for 1 s")
+        rec = closed(peer_of(trickle))
+        self.assertEqual(rec["kind"], "timeout", rec)
+        self.assertEqual(rec["reason"], "connection time limit: still open after 1 s")
+        self.assertGreater(rec["duration_ms"], 900)
+        self.assertLess(rec["duration_ms"], 5000)
+        m = svc.scrape()
+        self.assertEqual(
+            metric_sum(m, "whorl_metrics_connections_closed_total", reason="timeout"), 2)
+        self.assertEqual(metric_sum(m, "whorl_metrics_connections_refused_total"), 0)
+
+
 # 10 -------------------------------------------------------------------------------------------
 class SystemdTest(ServiceTest):
     def test_unit_file_verifies(self):
@@ -1046,7 +1279,7 @@ class ConfigFileTest(ServiceTest):
                          log_format=None, drain_timeout=None, shards="1")
         self.assertEqual([l[2] for l in svc.listening], ["plain TCP"])
         rec = svc.wait_msg(r"^echo service: .*max-connections 500000, idle-timeout 300 s, "
-                           r"handshake-timeout 10 s, drain-timeout 30 s")
+                           r"handshake-timeout 10 s, send-timeout 60 s, drain-timeout 30 s")
         self.assertIn("ts", rec, "log-format = json from the file is not in effect")
         c = svc.tcp()
         echo(c, b"deployed\n")
