@@ -745,15 +745,15 @@ class MetricsFloodTest(HostileTest):
                                  "--metrics-timeout", str(self.TIMEOUT))
         usage = Usage(svc)
         m0 = svc.scrape()
-        if not any(n == "whorl_metrics_connections_refused_total" for n, _ in m0):
-            self.skipTest("needs the /metrics connection limit (branch timeouts): the flags are "
-                          "there, whorl_metrics_connections_refused_total is not")
         self.wait_fds(svc, usage.fds_before)  # that scrape's connection has left its place
+        mark = svc.mark()
         t_open = now()
         socks = connect_many("127.0.0.1", svc.metrics_port, self.FLOOD, self)
         # Past the limit, metrics connections are closed at once; TLS clients are served.
         ended = read_until_closed(socks, WAIT, count=self.FLOOD - self.LIMIT)
         self.assertEqual(len(ended), self.FLOOD - self.LIMIT)
+        rec = svc.wait_msg(r"^metrics-max-connections \(%d\) reached" % self.LIMIT, start=mark)
+        self.assertEqual(rec["level"], "warning")
         usage.sample()
         for i in range(3):
             self.serve_normal_client(svc, b"served during the metrics flood %d\n" % i)
@@ -768,6 +768,15 @@ class MetricsFloodTest(HostileTest):
         self.assertEqual(len(ended), self.LIMIT, "silent /metrics connections outlived "
                          "--metrics-timeout")
         self.assertGreater(t_wait + min(ended.values()) - t_open, self.TIMEOUT * 0.9)
+        peers = {peer_of(s) for s in held}
+        with svc.cond:  # each logged with its reason
+            svc.cond.wait_for(lambda: len(self.metrics_closes(svc, mark, peers)) == self.LIMIT,
+                              WAIT)
+        recs = self.metrics_closes(svc, mark, peers)
+        self.assertEqual(len(recs), self.LIMIT)
+        for rec in recs:
+            self.assertEqual(rec["kind"], "timeout", rec)
+            self.assertGreaterEqual(rec["duration_ms"], self.TIMEOUT * 1000 * 0.9, rec)
         # A place is given back just after its socket closes: a scrape right then may still be
         # refused (and counted), so retry.
         refused_scrapes = 1
@@ -780,12 +789,21 @@ class MetricsFloodTest(HostileTest):
                 self.assertLess(now(), deadline, "/metrics refuses scrapes after the flood")
                 refused_scrapes += 1
                 time.sleep(0.05)  # a client's retry interval
-        delta = lambda name, **l: metric_sum(m, name, **l) - metric_sum(m0, name, **l)
+        # A dynamic family (closes by reason) is in the scrape only once it has a series.
+        before = lambda name, **l: (metric_sum(m0, name, **l)
+                                    if any(n == name for n, _ in m0) else 0)
+        delta = lambda name, **l: metric_sum(m, name, **l) - before(name, **l)
         self.assertEqual(delta("whorl_metrics_connections_refused_total"),
                          self.FLOOD - self.LIMIT + refused_scrapes)
         self.assertEqual(delta("whorl_metrics_connections_closed_total", reason="timeout"),
                          self.LIMIT)
         self.finish(svc, usage, "metrics_flood", self.FLOOD)
+
+    @staticmethod
+    def metrics_closes(svc, start, peers):
+        with svc.cond:
+            return [r for r in svc.records[start:]
+                    if r.get("msg") == "metrics connection closed" and r.get("peer") in peers]
 
 
 # The record code itself, against published vectors (the server checks it too: a wrong record is
