@@ -31,7 +31,7 @@ struct ServiceMetrics {
   metrics::Counter& handshakesOk;
   metrics::Counter& handshakesResumed;
   metrics::DynamicCounter& handshakesFailed;  // by handshakeFailureKind
-  metrics::DynamicCounter& closed;            // by closeKind, plus idle_timeout
+  metrics::DynamicCounter& closed;            // by closeKind (incl. send_timeout), idle_timeout
   metrics::Counter& bytesReceived;
   metrics::Counter& bytesSent;
   metrics::DynamicCounter& metricsClosed;  // metrics listener connections, by closeKind
