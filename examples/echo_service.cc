@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "framework/base/files.h"
 #include "examples/service/config.h"
 #include "examples/service/echo_connection.h"
+#include "examples/service/metrics_listener.h"
 #include "examples/service/service_metrics.h"
 #include "framework/base/log.h"
 #include "framework/base/systemd.h"
@@ -80,12 +82,24 @@ std::string certificateSummary(const tls::CertificateOptions& options) {
   return c.toString() + " serial " + c.serialNumber() + ", valid until " + expiry;
 }
 
-uint64_t defaultMaxConnections() {
+// Descriptors the process needs besides client connections: rings, listeners, logs, the
+// resolver (64), and the metrics listener's connections, which have a limit of their own.
+uint64_t descriptorReserve(const service::ServiceConfig& config) {
+  return 64 + (config.metrics.empty() ? 0 : config.metricsMaxConnections);
+}
+
+// The open-file limit, or 0 if there is none.
+uint64_t openFileLimit() {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
-  // Descriptors the process needs besides connections: rings, listeners, logs, the resolver.
-  constexpr uint64_t kReserve = 64;
-  return rl.rlim_cur > kReserve ? rl.rlim_cur - kReserve : 1;
+  return rl.rlim_cur;
+}
+
+uint64_t defaultMaxConnections(const service::ServiceConfig& config) {
+  uint64_t limit = openFileLimit();
+  if (limit == 0) return 0;
+  uint64_t reserve = descriptorReserve(config);
+  return limit > reserve ? limit - reserve : 1;
 }
 
 }  // namespace
@@ -149,7 +163,19 @@ int main(int argc, char** argv) {
   service::ServiceMetrics metrics(runtime.shardCount());
   service::ServiceState state{metrics, {}};
   state.limits.maxConnections =
-      config->maxConnections != 0 ? config->maxConnections : defaultMaxConnections();
+      config->maxConnections != 0 ? config->maxConnections : defaultMaxConnections(*config);
+  if (uint64_t files = openFileLimit();
+      config->maxConnections != 0 && files != 0 &&
+      config->maxConnections + descriptorReserve(*config) > files) {
+    WHORL_LOG(kWarning,
+              "--max-connections %llu leaves fewer than %llu of the %llu open files for the "
+              "service itself%s: accepts may fail with \"Too many open files\" (raise ulimit -n "
+              "/ LimitNOFILE, or leave --max-connections at 0)",
+              static_cast<unsigned long long>(config->maxConnections),
+              static_cast<unsigned long long>(descriptorReserve(*config)),
+              static_cast<unsigned long long>(files),
+              config->metrics.empty() ? "" : " and --metrics-max-connections");
+  }
   state.limits.idleTimeout = config->idleTimeout;
 
   if (Status s = runtime.start(); !s.isOk()) {
@@ -176,6 +202,7 @@ int main(int argc, char** argv) {
     }
     spec.tcp.transport.proxyProtocol = config->proxyProtocol;
     spec.tcp.transport.proxyHeaderTimeout = config->handshakeTimeout;
+    spec.tcp.transport.sendTimeout = config->sendTimeout;
     std::string certificate = tls ? certificateSummary(*spec.tls) : "";
     auto port = endpoint::TCPServerEndpoint(runtime, spec.family, spec.port, spec.tcp)
                     .listen(std::make_shared<service::AdmissionFactory>(state, stack));
@@ -197,9 +224,21 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<endpoint::ListeningPort> metricsPort;
   if (metricsSpec) {
-    auto factory = metrics::metricsHttpFactory([&metrics, &runtime] {
+    auto scrapes = metrics::metricsHttpFactory([&metrics, &runtime] {
       return metrics.render(runtime);
     });
+    auto factory = service::boundedMetricsFactory(
+        metrics, scrapes, {.maxConnections = config->metricsMaxConnections,
+                           .timeout = config->metricsTimeout});
+    // A scraper that stops reading is cut off within the metrics timeout too.
+    auto& transport = metricsSpec->tcp.transport;
+    transport.sendTimeout = config->sendTimeout.count() > 0
+                                ? std::min(config->sendTimeout, config->metricsTimeout)
+                                : config->metricsTimeout;
+    if (metricsSpec->tls) {
+      metricsSpec->tls->handshakeTimeout =
+          std::min(config->handshakeTimeout, config->metricsTimeout);
+    }
     auto port = endpoint::serverFromSpec(runtime, std::move(*metricsSpec))->listen(factory);
     if (!port) {
       std::fprintf(stderr, "echo_service: --metrics %s: %s\n", config->metrics.c_str(),
@@ -208,13 +247,16 @@ int main(int argc, char** argv) {
     }
     metricsPort = std::move(*port);
     WHORL_LOG(kInfo, "metrics on http://%s/metrics", metricsPort->getHost().toString().c_str());
+    WHORL_LOG(kInfo, "metrics listener: metrics-max-connections %llu, metrics-timeout %.3g s",
+              static_cast<unsigned long long>(config->metricsMaxConnections),
+              config->metricsTimeout.count() / 1000.0);
   }
   WHORL_LOG(kInfo, "echo service: %d shard%s, max-connections %llu, idle-timeout %.3g s, "
-            "handshake-timeout %.3g s, drain-timeout %.3g s",
+            "handshake-timeout %.3g s, send-timeout %.3g s, drain-timeout %.3g s",
             runtime.shardCount(), runtime.shardCount() == 1 ? "" : "s",
             static_cast<unsigned long long>(state.limits.maxConnections),
             config->idleTimeout.count() / 1000.0, config->handshakeTimeout.count() / 1000.0,
-            config->drainTimeout.count() / 1000.0);
+            config->sendTimeout.count() / 1000.0, config->drainTimeout.count() / 1000.0);
 
   // SIGHUP: every TLS listener re-reads its files; one that fails keeps what it had. Runs on
   // run()'s thread; shards pick the new context up at their next accept.

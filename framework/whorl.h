@@ -27,6 +27,7 @@
 // coroutines, ProtocolHandle, TimeoutMixin.
 #include "framework/api/deferred.h"
 #include "framework/api/line_receiver.h"
+#include "framework/api/policies.h"
 #include "framework/api/protocol.h"
 #include "framework/api/reactor.h"
 #include "framework/api/timeout_mixin.h"

@@ -33,6 +33,9 @@ TEST(ServiceConfig, DefaultsServeTlsOnPort8000) {
   ASSERT_EQ(c->listen.size(), 1u);
   EXPECT_EQ(c->listen[0], kDefaultListen);
   EXPECT_EQ(c->idleTimeout, std::chrono::seconds(300));
+  EXPECT_EQ(c->sendTimeout, std::chrono::seconds(60));
+  EXPECT_EQ(c->metricsMaxConnections, 16u);
+  EXPECT_EQ(c->metricsTimeout, std::chrono::seconds(10));
   EXPECT_EQ(c->proxyProtocol, net::ProxyProtocolMode::kOff);
   EXPECT_EQ(c->logFormat, log::Format::kText);
 }
@@ -49,6 +52,36 @@ TEST(ServiceConfig, FlagsInBothSpellingsAndRepeatedListen) {
   EXPECT_EQ(c->logFormat, log::Format::kJson);
   EXPECT_EQ(c->maxConnections, 7u);
   EXPECT_EQ(c->shards, 3);
+}
+
+TEST(ServiceConfig, TimeoutsAndMetricsLimitsFromFlagsAndFile) {
+  auto c = parseArgs({"--send-timeout", "2.5", "--metrics-max-connections=3",
+                      "--metrics-timeout", "0.5"});
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->sendTimeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c->metricsMaxConnections, 3u);
+  EXPECT_EQ(c->metricsTimeout, std::chrono::milliseconds(500));
+  c = parseArgs({"--send-timeout=0"});  // off
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->sendTimeout, std::chrono::milliseconds(0));
+  c = parseConfigText("send-timeout = 7\nmetrics-max-connections = 2\nmetrics-timeout = 4\n",
+                      "test.conf");
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->sendTimeout, std::chrono::seconds(7));
+  EXPECT_EQ(c->metricsMaxConnections, 2u);
+  EXPECT_EQ(c->metricsTimeout, std::chrono::seconds(4));
+  for (const char* bad : {"--send-timeout=-1", "--metrics-timeout=0",
+                          "--metrics-max-connections=0", "--metrics-max-connections=1025"}) {
+    c = parseArgs({bad});
+    ASSERT_FALSE(c) << bad;
+    std::string flag(bad, std::string_view(bad).find('='));
+    EXPECT_NE(c.status().message().find(flag), std::string::npos) << c.status().message();
+  }
+  c = parseConfigText("metrics-timeout = 1\nmetrics-max-connections = 0\n", "test.conf");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.status().message().find("test.conf:2: --metrics-max-connections"),
+            std::string::npos)
+      << c.status().message();
 }
 
 TEST(ServiceConfig, BadValuesNameTheFlag) {
@@ -143,6 +176,10 @@ TEST(Classify, ConnectionEnds) {
   EXPECT_EQ(closeKind(Status(Status::Code::kConnectionLost, "reset")), "lost");
   EXPECT_EQ(closeKind(Status(Status::Code::kAborted, "drain deadline")), "aborted");
   EXPECT_EQ(closeKind(Status(Status::Code::kTimeout, "handshake")), "timeout");
+  EXPECT_EQ(closeKind(Status(Status::Code::kTimeout,
+                             "send timeout: the peer accepted no data for 60 s (it stopped "
+                             "reading); closing")),
+            "send_timeout");
   EXPECT_EQ(closeKind(Status(Status::Code::kTls, "bad record mac")), "tls");
 }
 

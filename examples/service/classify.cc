@@ -48,7 +48,9 @@ std::string_view handshakeFailureKind(const Status& reason) {
 std::string_view closeKind(const Status& reason) {
   if (reason.isOk() || reason.isCleanClose()) return "closed";
   switch (reason.code()) {
-    case Status::Code::kTimeout: return "timeout";
+    case Status::Code::kTimeout:
+      // The transport's send timeout (net::TransportOptions::sendTimeout) words it so.
+      return reason.message().rfind("send timeout", 0) == 0 ? "send_timeout" : "timeout";
     case Status::Code::kConnectionLost: return "lost";
     case Status::Code::kAborted: return "aborted";
     case Status::Code::kTls: return "tls";

@@ -16,8 +16,9 @@ namespace whorl::service {
 // ktls, other.
 std::string_view handshakeFailureKind(const Status& reason);
 
-// closed (an orderly close), timeout, lost (reset, or TLS without close_notify), aborted (drain
-// deadline, abortConnection), tls, io, refused, other. Idle timeouts are the caller's to name.
+// closed (an orderly close), send_timeout (the client stopped reading), timeout (TLS handshake,
+// PROXY header), lost (reset, or TLS without close_notify), aborted (drain deadline,
+// abortConnection), tls, io, refused, other. Idle timeouts are the caller's to name.
 std::string_view closeKind(const Status& reason);
 
 }  // namespace whorl::service

@@ -19,10 +19,13 @@ struct RawConfig {
   uint64_t maxConnections = 0;
   double idleTimeout = 300;
   double handshakeTimeout = 10;
+  double sendTimeout = 60;
   double drainTimeout = 30;
   std::string logFormat = "text";
   std::string logLevel = "info";
   std::string metrics;
+  uint64_t metricsMaxConnections = 16;
+  double metricsTimeout = 10;
   std::string proxyProtocol = "off";
   std::string sessionTicketKeys;
   std::string config;
@@ -39,11 +42,14 @@ void addFlags(Flags& flags, RawConfig& c) {
   flags.add("shards", &c.shards, "reactor threads; 0 means one per online CPU");
   flags.add("max-connections", &c.maxConnections,
             "open connections per process; more are closed at once and counted (0: the "
-            "open-file limit minus 64)");
+            "open-file limit minus 64, minus --metrics-max-connections with --metrics)");
   flags.add("idle-timeout", &c.idleTimeout,
             "seconds without data from the client before its connection is closed (0: never)");
   flags.add("handshake-timeout", &c.handshakeTimeout,
             "seconds a client gets to complete the TLS handshake (and to send a PROXY header)");
+  flags.add("send-timeout", &c.sendTimeout,
+            "seconds a client may take no byte of what is sent to it (it stopped reading) before "
+            "its connection is reset, also while closing (0: never)");
   flags.add("drain-timeout", &c.drainTimeout,
             "seconds open connections get to finish after SIGTERM before they are closed");
   flags.add("log-format", &c.logFormat, "text or json");
@@ -51,6 +57,11 @@ void addFlags(Flags& flags, RawConfig& c) {
   flags.add("metrics", &c.metrics,
             "endpoint for Prometheus scrapes of /metrics, e.g. tcp:9100:interface=127.0.0.1 "
             "(default: none)");
+  flags.add("metrics-max-connections", &c.metricsMaxConnections,
+            "open connections to the metrics listener at most; more are closed at once and "
+            "counted; the default --max-connections leaves descriptors for them");
+  flags.add("metrics-timeout", &c.metricsTimeout,
+            "seconds a metrics connection may stay open, idle or not, before it is closed");
   flags.add("proxy-protocol", &c.proxyProtocol,
             "off, v1, v2 or any: every connection starts with a PROXY protocol header from a "
             "load balancer, and the client address it names is the one logged and reported");
@@ -82,6 +93,7 @@ Result<ServiceConfig> finish(const RawConfig& raw) {
   WHORL_RETURN_IF_ERROR(seconds("idle-timeout", raw.idleTimeout, true, &c.idleTimeout));
   WHORL_RETURN_IF_ERROR(
       seconds("handshake-timeout", raw.handshakeTimeout, false, &c.handshakeTimeout));
+  WHORL_RETURN_IF_ERROR(seconds("send-timeout", raw.sendTimeout, true, &c.sendTimeout));
   WHORL_RETURN_IF_ERROR(seconds("drain-timeout", raw.drainTimeout, true, &c.drainTimeout));
   if (!log::parseFormat(raw.logFormat, &c.logFormat)) {
     return Status::invalidArgument("--log-format must be text or json, not '" + raw.logFormat +
@@ -100,6 +112,13 @@ Result<ServiceConfig> finish(const RawConfig& raw) {
                                    raw.logLevel + "'");
   }
   c.metrics = raw.metrics;
+  if (raw.metricsMaxConnections < 1 || raw.metricsMaxConnections > kMaxMetricsConnections) {
+    return Status::invalidArgument("--metrics-max-connections must be 1 to " +
+                                   std::to_string(kMaxMetricsConnections));
+  }
+  c.metricsMaxConnections = raw.metricsMaxConnections;
+  WHORL_RETURN_IF_ERROR(
+      seconds("metrics-timeout", raw.metricsTimeout, false, &c.metricsTimeout));
   auto mode = net::parseProxyProtocolMode(raw.proxyProtocol);
   if (!mode) return Status::invalidArgument("--proxy-protocol: " + mode.status().message());
   c.proxyProtocol = *mode;

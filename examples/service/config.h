@@ -25,12 +25,16 @@ struct ServiceConfig {
   std::vector<std::string> listen;  // endpoint strings: tcp:..., tcp6:..., ssl:...
   int shards = 0;                   // 0: one per online CPU
   uint64_t maxConnections = 0;      // per process; 0: the open-file limit minus a reserve
+                                    // (64, plus metricsMaxConnections with a metrics listener)
   std::chrono::milliseconds idleTimeout{300000};  // 0: none
   std::chrono::milliseconds handshakeTimeout{10000};
+  std::chrono::milliseconds sendTimeout{60000};  // no byte taken by a client for this long; 0: none
   std::chrono::milliseconds drainTimeout{30000};
   log::Format logFormat = log::Format::kText;
   log::Level logLevel = log::Level::kInfo;
   std::string metrics;  // endpoint string for /metrics; empty: none
+  uint64_t metricsMaxConnections = 16;            // open /metrics connections at most
+  std::chrono::milliseconds metricsTimeout{10000};  // a /metrics connection's whole life at most
   net::ProxyProtocolMode proxyProtocol = net::ProxyProtocolMode::kOff;
   std::string sessionTicketKeys;  // file; empty: per-process random keys
   std::string configFile;
@@ -38,6 +42,10 @@ struct ServiceConfig {
 
 // The listener used when neither the flags nor the file name one: TLS on port 8000 with the
 // repository's example certificate (what `tools/dev run` serves).
+// --metrics-max-connections at most: scrapers are few, and each place is a descriptor taken from
+// the clients' share.
+inline constexpr uint64_t kMaxMetricsConnections = 1024;
+
 inline constexpr const char* kDefaultListen = "ssl:8000:privateKey=certs/server.pem";
 
 // Parses argv (and the file named by --config). On --help prints usage to stdout and exits 0.

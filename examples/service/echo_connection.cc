@@ -57,9 +57,16 @@ void EchoConnection::connectionLost(const Status& reason) {
   std::string why = reason.message();
   std::string_view kind = closeKind(reason);
   if (timedOut()) {
-    kind = "idle_timeout";
-    why = "no data from the client for " +
-          std::to_string(state_.limits.idleTimeout.count() / 1000.0).substr(0, 6) + " s";
+    std::string idle = "no data from the client for " +
+                       std::to_string(state_.limits.idleTimeout.count() / 1000.0).substr(0, 6) +
+                       " s";
+    if (kind == "send_timeout") {
+      // The idle close was waiting for the client to take what was sent, and it never did.
+      why += " (after the idle timeout: " + idle + ")";
+    } else {
+      kind = "idle_timeout";
+      why = idle;
+    }
   }
   if (tls_ && !handshakeDone_) {
     state_.metrics.handshakesFailed.inc(shard_, handshakeFailureKind(reason));

@@ -1,5 +1,7 @@
 // The echo service's connections: EchoConnection echoes, counts, times out idle clients and logs
-// one line when it ends; ServiceFactory admits connections up to --max-connections.
+// one line when it ends, whose `kind` says why (idle_timeout, send_timeout: the client stopped
+// reading, also when that ended an idle close; see classify.h for the rest); AdmissionFactory
+// admits connections up to --max-connections.
 //
 //   ServiceState state{metrics, {.maxConnections = 10000, .idleTimeout = 300s}};
 //   auto app = std::make_shared<ServiceFactory>(state, "ssl:8443", /*tls=*/true);

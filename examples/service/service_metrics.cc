@@ -26,7 +26,12 @@ ServiceMetrics::ServiceMetrics(int shards)
       bytesReceived(registry.counter("whorl_received_bytes",
                                      "Application bytes received from clients (plaintext).")),
       bytesSent(registry.counter("whorl_sent_bytes",
-                                 "Application bytes written to clients (plaintext).")) {}
+                                 "Application bytes written to clients (plaintext).")),
+      metricsClosed(registry.dynamicCounter(
+          "whorl_metrics_connections_closed",
+          "Metrics listener connections ended, by reason (closed: orderly; timeout: "
+          "--metrics-timeout).",
+          "reason")) {}
 
 std::string ServiceMetrics::render(reactor::Runtime& runtime) const {
   std::string out = registry.render();
@@ -61,6 +66,19 @@ std::string ServiceMetrics::render(reactor::Runtime& runtime) const {
                         reloadsOk.load(std::memory_order_relaxed));
   metrics::appendSample(out, "whorl_reloads_total", Labels{{"result", "failed"}},
                         reloadsFailed.load(std::memory_order_relaxed));
+  if (metricsLimit) {
+    metrics::appendFamilyHeader(
+        out, "whorl_metrics_connections_refused_total",
+        "Metrics listener connections closed at once: --metrics-max-connections were open.",
+        metrics::Type::kCounter);
+    metrics::appendSample(out, "whorl_metrics_connections_refused_total", Labels{},
+                          metricsLimit->refusedCount());
+    metrics::appendFamilyHeader(out, "whorl_metrics_connections_open",
+                                "Metrics listener connections open now (this scrape's included).",
+                                metrics::Type::kGauge);
+    metrics::appendSample(out, "whorl_metrics_connections_open", Labels{},
+                          metricsLimit->connectionCount());
+  }
   return out;
 }
 

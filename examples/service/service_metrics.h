@@ -1,5 +1,6 @@
 // The echo service's metrics: one Registry with a handle per series, plus the process-wide
-// values (TLS modes, PROXY and accept errors, reloads) added at scrape time.
+// values (TLS modes, PROXY and accept errors, reloads, the metrics listener's refusals) added at
+// scrape time.
 //
 //   ServiceMetrics m(runtime.shardCount());
 //   m.accepted.inc(shard);                         // on the connection's shard
@@ -11,8 +12,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "framework/api/policies.h"
 #include "framework/metrics/metrics.h"
 #include "framework/reactor/runtime.h"
 
@@ -28,11 +31,14 @@ struct ServiceMetrics {
   metrics::Counter& handshakesOk;
   metrics::Counter& handshakesResumed;
   metrics::DynamicCounter& handshakesFailed;  // by handshakeFailureKind
-  metrics::DynamicCounter& closed;            // by closeKind, plus idle_timeout
+  metrics::DynamicCounter& closed;            // by closeKind (incl. send_timeout), idle_timeout
   metrics::Counter& bytesReceived;
   metrics::Counter& bytesSent;
+  metrics::DynamicCounter& metricsClosed;  // metrics listener connections, by closeKind
   std::atomic<uint64_t> reloadsOk{0};
   std::atomic<uint64_t> reloadsFailed{0};
+  // The metrics listener's limit (boundedMetricsFactory sets it): its refusals and open count.
+  std::shared_ptr<const api::LimitTotalConnectionsFactory> metricsLimit;
 
   std::string render(reactor::Runtime& runtime) const;
 };

@@ -2,11 +2,15 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/sockios.h>
 #include <linux/tls.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 
@@ -99,6 +103,7 @@ TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions
 
 TcpTransport::~TcpTransport() {
   if (proxy_) proxy_->timer.cancel();
+  if (sendTimerArmed_) sendTimer_.cancel();
   if (fd_ >= 0) close(fd_);
 }
 
@@ -146,6 +151,7 @@ void TcpTransport::spliceNext() {
   }
   sendInFlight_ = true;
   ++inflight_;
+  sendStarted();
 }
 
 void TcpTransport::onSpliceIn(int res, uint32_t) {
@@ -637,6 +643,7 @@ void TcpTransport::startSend() {
     sendInFlight_ = true;
     k.controlSendInFlight = true;
     ++inflight_;
+    sendStarted();
     return;
   }
   if (sending_.empty() && !queue_.empty()) {
@@ -674,6 +681,66 @@ void TcpTransport::startSend() {
   Ring::setOp(sqe, &sendOp_);
   sendInFlight_ = true;
   ++inflight_;
+  sendStarted();
+}
+
+void TcpTransport::sendStarted() {
+  // One send is in flight at a time and it completes as soon as the kernel takes any byte, so a
+  // send completing is progress. But the kernel reports the socket writable only once a third of
+  // its (autotuned, megabytes large) buffer is free: a slow reader can keep a send waiting far
+  // longer than the timeout while it reads steadily. So the timer, while a send waits, also asks
+  // the kernel how much it still holds (SIOCOUTQ: sent but unacknowledged, and unsent): when that
+  // shrinks, the peer is reading. The data path pays one clock read per send; the timer is armed
+  // only when none is, and the ioctl runs only for sends that already waited a check period.
+  if (options_.sendTimeout.count() <= 0) return;
+  sendSince_ = shard_.now();
+  if (!sendTimerArmed_) armSendTimer(sendCheckPeriod());
+}
+
+reactor::Shard::Clock::duration TcpTransport::sendCheckPeriod() const {
+  // A peer that stops reading is closed between sendTimeout and 1.25 sendTimeout after the last
+  // progress; one that makes any within every sendTimeout never is.
+  return std::max<reactor::Shard::Clock::duration>(options_.sendTimeout / 4,
+                                                   std::chrono::milliseconds(1));
+}
+
+void TcpTransport::armSendTimer(reactor::Shard::Clock::duration delay) {
+  sendTimerArmed_ = true;
+  sendTimer_ = shard_.callLater(delay, [this] { onSendTimer(); });
+}
+
+void TcpTransport::onSendTimer() {
+  sendTimerArmed_ = false;
+  if (!sendInFlight_ || state_ == State::kClosing || state_ == State::kClosed) {
+    sendStall_.reset();  // output is idle: the next send arms the timer again
+    return;
+  }
+  auto now = shard_.now();
+  auto period = sendCheckPeriod();
+  if (now - sendSince_ < period) {
+    sendStall_.reset();  // a send completed recently: progress
+    armSendTimer(sendSince_ + period - now);
+    return;
+  }
+  int queued = 0;
+  if (ioctl(fd_, SIOCOUTQ, &queued) != 0) queued = sendStall_ ? sendStall_->queued : 0;
+  if (!sendStall_ || sendStall_->send != sendSince_ || queued < sendStall_->queued) {
+    // A first look at this send (whatever moved before it is not known: count from now), or
+    // the kernel's queue shrank since the last look: the peer reads.
+    if (!sendStall_) sendStall_ = std::make_unique<SendStall>();
+    *sendStall_ = {sendSince_, now, queued};
+  } else if (now - sendStall_->since >= options_.sendTimeout) {
+    char seconds[32];
+    std::snprintf(seconds, sizeof(seconds), "%g", options_.sendTimeout.count() / 1000.0);
+    // A reset, not a FIN: the peer reads nothing, so a graceful close would leave the unsent
+    // bytes in the kernel for minutes more; the reset frees them (and the descriptor) now.
+    closeNow(Status(Status::Code::kTimeout,
+                    std::string("send timeout: the peer accepted no data for ") + seconds +
+                        " s (it stopped reading); closing"),
+             true);
+    return;
+  }
+  armSendTimer(period);
 }
 
 void TcpTransport::onSend(int res, uint32_t) {
@@ -879,6 +946,11 @@ void TcpTransport::closeNow(Status reason, bool reset) {
   state_ = State::kClosing;
   reason_ = std::move(reason);
   resetOnClose_ = reset;
+  if (sendTimerArmed_) {
+    sendTimerArmed_ = false;
+    sendTimer_.cancel();
+  }
+  sendStall_.reset();
   if (recvArmed_ || sendInFlight_ || (ktls_ && ktls_->controlArmed)) {
     // Cancel every op on this socket; the socket itself is closed after the last completion, so
     // the fd number cannot be reused while a cancel or op still refers to it.

@@ -8,7 +8,12 @@
 // with at most one send in flight (sends on one socket may complete out of order). Flow control:
 // above highWater unsent bytes the protocol is paused, below lowWater resumed. Closing cancels the
 // in-flight ops; the socket is closed and connectionLost() called after the last completion, and
-// the transport (with its protocol) is freed at the end of that turn. It is also the
+// the transport (with its protocol) is freed at the end of that turn. Send timeout: output that
+// makes no progress for sendTimeout (no send completes and the kernel's send queue does not
+// shrink: the peer stopped reading) ends the connection with a reset and a kTimeout reason,
+// whatever the state (writing, draining for loseConnection, TLS close_notify); one timer per
+// connection, armed when a send starts and none is armed, so the data path pays one clock read
+// per send. It is also the
 // api::LowerTransport a TLS layer sits on: buffers taken without a copy, the layer's flush at the
 // turn end, io_uring file reads, and the kernel TLS hand-over (kTLS TX/RX, control records).
 #pragma once
@@ -37,6 +42,11 @@ struct TransportOptions {
   // built for the client address it names, once it has arrived (within proxyHeaderTimeout).
   ProxyProtocolMode proxyProtocol = ProxyProtocolMode::kOff;
   std::chrono::milliseconds proxyHeaderTimeout{10000};
+  // Output that makes no progress for this long (the peer stopped reading, its window is shut)
+  // ends the connection within 1.25 times it: reset, connectionLost with kTimeout "send timeout:
+  // ...". A peer that takes bytes at least once per sendTimeout, however few, is never cut off.
+  // Zero: never (nginx's send_timeout is 60 s).
+  std::chrono::milliseconds sendTimeout{60000};
 };
 
 class TcpTransport final : public api::LowerTransport,
@@ -124,6 +134,10 @@ class TcpTransport final : public api::LowerTransport,
   void failProxyHeader(Status reason);
   void deliver(std::string_view data);
   void afterWrite();
+  void sendStarted();
+  reactor::Shard::Clock::duration sendCheckPeriod() const;
+  void armSendTimer(reactor::Shard::Clock::duration delay);
+  void onSendTimer();
   void closeNow(Status reason, bool reset);
   void maybeFinish();
   void finish();
@@ -160,6 +174,19 @@ class TcpTransport final : public api::LowerTransport,
   bool resetOnClose_ = false;
   bool outgoing_ = false;
   bool tlsStarted_ = false;
+  bool sendTimerArmed_ = false;
+
+  // Send timeout (see sendStarted()): when the send in flight was submitted (a completion is
+  // followed by the next submission, so this is also the last progress the completions show),
+  // the one timer that checks, and what it saw of a send that waits (only while one does).
+  reactor::Shard::Clock::time_point sendSince_{};
+  api::DelayedCall sendTimer_;
+  struct SendStall {
+    reactor::Shard::Clock::time_point send;   // sendSince_ of the send it is about
+    reactor::Shard::Clock::time_point since;  // the kernel's queue has been `queued` since then
+    int queued = 0;                           // SIOCOUTQ then
+  };
+  std::unique_ptr<SendStall> sendStall_;
 
   // Exact reads (a TLS layer keeping bytes meant for the kernel in the socket).
   size_t readLimit_ = api::LowerTransport::kNoReadLimit;

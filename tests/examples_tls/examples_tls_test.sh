@@ -79,6 +79,35 @@ echo "ok: check_server_certificate: $(grep BAD <<<"$out")"
 
 stop echo
 
+# --- echoserv_ssl --idle-timeout: a silent client is closed (close_notify, then EOF) and the
+# reason logged; a client that keeps talking is not ----------------------------------------------
+start idle "$EX/echoserv_ssl" --idle-timeout 1
+run python3 - "$idle_port" "$CA" <<'PY'
+import socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+def connect():
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    return ctx.wrap_socket(raw, server_hostname="example.com", suppress_ragged_eofs=False)
+silent, talker = connect(), connect()
+for s in (silent, talker):
+    s.sendall(b"hi\n")
+    assert s.recv(3) == b"hi\n"
+t0 = time.monotonic()
+while time.monotonic() - t0 < 2:  # the talker speaks every 0.3 s, for two idle timeouts
+    talker.sendall(b"tick\n")
+    assert talker.recv(5) == b"tick\n", "the talking client was closed"
+    time.sleep(0.3)  # the client's pace
+assert silent.recv(10) == b"", "no close_notify"  # SSLEOFError if the server just dropped it
+print("closed")
+PY
+[[ $rc == 0 && "$out" == "closed" ]] || fail "echoserv_ssl --idle-timeout 1 (rc $rc): $out $err"
+grep -q "closing connection from 127.0.0.1:[0-9]*: idle timeout, no activity for 1 s" \
+  "$TMP/idle.log" || fail "echoserv_ssl: no idle close in its log: $(cat "$TMP/idle.log")"
+[[ $(grep -c "idle timeout" "$TMP/idle.log") == 1 ]] || fail "echoserv_ssl closed more than one"
+echo "ok: echoserv_ssl --idle-timeout closes a silent client and logs why"
+stop idle
+
 run "$CHECK" --ca "$CA" 127.0.0.1 "$echo_port"
 [[ $rc == 1 && "$out" == "BAD: "*"Connection refused"* ]] || fail "no server: rc $rc: $out $err"
 echo "ok: check_server_certificate with no server: $out"

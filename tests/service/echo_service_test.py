@@ -14,6 +14,8 @@ also checks for leaks and undefined behaviour on every path the case took).
   TicketKeysTest       --session-ticket-keys shared by two instances (TLS 1.3, 1.2), rotation
   MaxConnectionsTest   --max-connections
   IdleTimeoutTest      --idle-timeout, --handshake-timeout
+  SendTimeoutTest      --send-timeout: clients that stop reading, while echoing and while closing
+  MetricsLimitsTest    --metrics-max-connections, --metrics-timeout
   SystemdTest          systemd-analyze verify of the unit; sd_notify (path and abstract socket)
   ConfigFileTest       --config files, precedence, errors; tools/deploy/echo.conf; --help
 
@@ -21,10 +23,11 @@ Usage (from the workspace root of the runfiles tree, as tests/service/echo_servi
 
     /usr/bin/python3 tests/service/echo_service_test.py --binary PATH --certs DIR [unittest args]
 
-Standard library only. Honours Bazel's TEST_TMPDIR, TEST_TOTAL_SHARDS / TEST_SHARD_INDEX and
-TEST_UNDECLARED_OUTPUTS_DIR (each service's full log is kept there).
+The Service class and the helpers are in service_harness.py (shared with tests/hostile). Standard
+library only.
 """
 
+import http.client
 import json
 import os
 import re
@@ -34,35 +37,18 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import unittest
 import urllib.error
 import urllib.request
 import uuid
 
-BINARY = None  # set by main()
-CERTS = None  # the certs/ directory
-HOSTNAME = "example.com"  # the name in certs/server.pem
-
-# Upper bounds for waits: generous, since they only bound how long a broken service takes to fail
-# a case (sanitizer builds are several times slower).
-START_TIMEOUT = 30.0
-WAIT = 10.0
-
-
-def now():
-    return time.monotonic()
-
-
-def ca_file():
-    return os.path.join(CERTS, "public.pem")
-
-
-def server_pem():
-    return os.path.join(CERTS, "server.pem")
+import service_harness as harness
+from service_harness import (HOSTNAME, START_TIMEOUT, WAIT, ServiceTest, client_context, echo,
+                             free_port, metric_sum, now, parse_prometheus, peer_of, recv_exact,
+                             server_pem, wait_closed_by_server)
+from service_harness import load_tests  # noqa: F401 -- unittest calls it here (Bazel sharding)
 
 
 def deploy_file(name):
@@ -73,114 +59,6 @@ def deploy_file(name):
         return path
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     return os.path.join(root, "tools", "deploy", name)
-
-
-def client_context(max_version=None, alpn=None):
-    ctx = ssl.create_default_context(cafile=ca_file())
-    ctx.check_hostname = True
-    if max_version is not None:
-        ctx.maximum_version = max_version
-    if alpn:
-        ctx.set_alpn_protocols(alpn)
-    return ctx
-
-
-def recv_exact(sock, n, timeout=WAIT):
-    """Reads exactly n bytes; fails on EOF or after `timeout` seconds."""
-    sock.settimeout(timeout)
-    out = b""
-    while len(out) < n:
-        chunk = sock.recv(n - len(out))
-        if not chunk:
-            raise AssertionError("EOF after %d of %d echoed bytes" % (len(out), n))
-        out += chunk
-    return out
-
-
-def echo(sock, payload, timeout=WAIT):
-    sock.sendall(payload)
-    got = recv_exact(sock, len(payload), timeout)
-    if got != payload:
-        raise AssertionError("echo mismatch: sent %r, got %r" % (payload[:64], got[:64]))
-    return got
-
-
-def wait_closed_by_server(sock, timeout=WAIT):
-    """Waits until the server ends the connection; returns what arrived before that ("EOF",
-    "reset" or the SSL error's name). Fails if the connection is still open after `timeout`."""
-    sock.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return got, "EOF"
-            got += chunk
-    except (ConnectionResetError, BrokenPipeError):
-        return got, "reset"
-    except ssl.SSLError as e:  # e.g. SSLEOFError, or an alert
-        return got, type(e).__name__
-    except socket.timeout:
-        raise AssertionError("the server did not close the connection within %.1f s" % timeout)
-
-
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A port nothing listens on right now (for the few cases that need to know it in advance)."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def parse_prometheus(text):
-    """Parses Prometheus text exposition format 0.0.4 strictly enough to catch broken output.
-    Returns {(name, frozenset(labels.items())): float}."""
-    sample_re = re.compile(
-        r'^([a-zA-Z_:][a-zA-Z0-9_:]*)'
-        r'(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")'
-        r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*,?)?\})?'
-        r' (-?(?:[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|NaN|\+Inf|-Inf))'
-        r'(?: -?[0-9]+)?$')
-    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
-    types = {}
-    samples = {}
-    if not text.endswith("\n"):
-        raise AssertionError("exposition does not end with a newline")
-    for n, line in enumerate(text.split("\n")[:-1], 1):
-        if line.startswith("#"):
-            m = re.match(r"^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$", line)
-            if not m:
-                raise AssertionError("line %d: bad comment line %r" % (n, line))
-            if m.group(1) == "TYPE":
-                if m.group(3) not in ("counter", "gauge", "histogram", "summary", "untyped"):
-                    raise AssertionError("line %d: bad type %r" % (n, line))
-                if m.group(2) in types:
-                    raise AssertionError("line %d: second TYPE for %s" % (n, m.group(2)))
-                types[m.group(2)] = m.group(3)
-            continue
-        if not line.strip():
-            raise AssertionError("line %d: empty line" % n)
-        m = sample_re.match(line)
-        if not m:
-            raise AssertionError("line %d: not `name{labels} value`: %r" % (n, line))
-        name = m.group(1)
-        if name not in types:
-            raise AssertionError("line %d: sample of %s before its # TYPE" % (n, name))
-        labels = frozenset(label_re.findall(m.group(2) or ""))
-        key = (name, labels)
-        if key in samples:
-            raise AssertionError("line %d: duplicate series %r" % (n, line))
-        samples[key] = float(m.group(3))
-    return samples
-
-
-def metric_sum(samples, name, **labels):
-    """The sum of every series of `name` whose labels include `labels` (e.g. over shards). The
-    family must be in the scrape; a labelled series that is not (a dynamic label value that never
-    happened) counts as 0."""
-    if not any(n == name for n, _ in samples):
-        raise AssertionError("no metric %s in the scrape" % name)
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
 def proxy_v2(command, family, src=None, dst=None, tlvs=b""):
@@ -200,364 +78,6 @@ def proxy_v2(command, family, src=None, dst=None, tlvs=b""):
         fam = 0x00
     body = addr + tlvs
     return sig + struct.pack("!BBH", 0x20 | command, fam, len(body)) + body
-
-
-class Service:
-    """One echo_service process: its log (parsed JSON lines), its sd_notify socket, its ports."""
-
-    def __init__(self, case, args, name="svc", notify=True, env=None):
-        self.case = case
-        self.name = name
-        self.args = list(args)
-        self.lines = []  # raw stderr lines
-        self.records = []  # parsed: dict for JSON lines, {"raw": line} otherwise
-        self.cond = threading.Condition()
-        self.notify_messages = []
-        self.notify_sock = None
-        self.notify_name = None
-        self.listening = []  # [(host, port, "TLS"|"plain TCP")] in --listen order
-        self.metrics_port = None
-        if env is None:
-            env = dict(os.environ)
-            env.pop("NOTIFY_SOCKET", None)
-        if notify:
-            # An abstract socket: no path-length worries in Bazel's deep TEST_TMPDIR.
-            self.notify_name = "whorl-test-" + uuid.uuid4().hex
-            self.notify_sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.notify_sock.bind("\0" + self.notify_name)
-            env["NOTIFY_SOCKET"] = "@" + self.notify_name
-        self.proc = subprocess.Popen([BINARY] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        self.started = now()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.stdout = b""
-        self.out_reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self.out_reader.start()
-
-    def _read(self):
-        for raw in iter(self.proc.stderr.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    rec = {"raw": line}
-            except ValueError:
-                rec = {"raw": line}
-            with self.cond:
-                self.lines.append(line)
-                self.records.append(rec)
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def tail(self, n=40):
-        """The end of the log, for failure messages (the whole log is kept by _keep_logs)."""
-        with self.cond:
-            lines = self.lines[-n:]
-            skipped = len(self.lines) - len(lines)
-        return ("[%d lines before]\n" % skipped if skipped else "") + "\n".join(lines)
-
-    def _read_stdout(self):
-        self.stdout = self.proc.stdout.read()
-
-    # --- logs ---------------------------------------------------------------------------------
-
-    def wait_log(self, pred, timeout=WAIT, start=0, what="a log line"):
-        """The first record at index >= start for which pred(record) holds, waiting for it."""
-        deadline = now() + timeout
-        with self.cond:
-            i = start
-            while True:
-                while i < len(self.records):
-                    if pred(self.records[i]):
-                        return self.records[i]
-                    i += 1
-                left = deadline - now()
-                if left <= 0:
-                    raise AssertionError("%s: no %s within %.1f s; log:\n%s" %
-                                         (self.name, what, timeout, self.tail()))
-                if self.proc.poll() is not None and not self.reader.is_alive():
-                    raise AssertionError("%s exited (%s) without %s; log:\n%s" %
-                                         (self.name, self.proc.returncode, what,
-                                          self.tail()))
-                self.cond.wait(min(left, 0.2))
-
-    def wait_msg(self, pattern, timeout=WAIT, start=0):
-        rx = re.compile(pattern)
-        return self.wait_log(lambda r: bool(rx.search(r.get("msg", r.get("raw", "")))),
-                             timeout, start, what="log line matching /%s/" % pattern)
-
-    def mark(self):
-        """The current end of the log, for waits on what comes after it."""
-        with self.cond:
-            return len(self.records)
-
-    def closed_events(self, start=0):
-        with self.cond:
-            return [r for r in self.records[start:] if r.get("msg") == "connection closed"]
-
-    def wait_closed_event(self, peer, timeout=WAIT, start=0):
-        """The "connection closed" record of the connection from `peer` ("host:port")."""
-        return self.wait_log(
-            lambda r: r.get("msg") == "connection closed" and r.get("peer") == peer,
-            timeout, start, what="'connection closed' for peer %s" % peer)
-
-    def messages(self):
-        with self.cond:
-            return [r.get("msg", r.get("raw", "")) for r in self.records]
-
-    # --- sd_notify ----------------------------------------------------------------------------
-
-    def wait_notify(self, state, timeout=WAIT):
-        """Reads notify datagrams until one carries `state` (e.g. "READY=1"); returns the list of
-        datagrams read by this call (the last one holding `state`)."""
-        deadline = now() + timeout
-        got = []
-        while True:
-            left = deadline - now()
-            if left <= 0:
-                raise AssertionError("%s: no %s from sd_notify within %.1f s (got %r); log:\n%s" %
-                                     (self.name, state, timeout, got, self.tail()))
-            self.notify_sock.settimeout(min(left, 0.2))
-            try:
-                data = self.notify_sock.recv(4096).decode()
-            except socket.timeout:
-                if self.proc.poll() is not None:
-                    raise AssertionError("%s exited (%s) before %s; log:\n%s" %
-                                         (self.name, self.proc.returncode, state,
-                                          self.tail()))
-                continue
-            self.notify_messages.append(data)
-            got.append(data)
-            if state in data.split("\n"):
-                return got
-
-    # --- start-up -----------------------------------------------------------------------------
-
-    def wait_ready(self):
-        """Waits until the service is up: READY=1 (sent after run() blocks the signals, so a
-        SIGHUP/SIGTERM from here on is handled, not fatal) and its start-up log lines."""
-        if self.notify_sock is not None:
-            self.wait_notify("READY=1", START_TIMEOUT)
-        self.wait_msg(r"^echo service: ", START_TIMEOUT)
-        if self.notify_sock is None:
-            self.wait_signals_blocked()
-        with self.cond:
-            for r in self.records:
-                m = re.match(r"^listening on (\[[^\]]+\]|[^ :]+):(\d+) \((TLS|plain TCP)",
-                             r.get("msg", ""))
-                if m:
-                    self.listening.append((m.group(1).strip("[]"), int(m.group(2)), m.group(3)))
-                m = re.match(r"^metrics on http://([^/]+):(\d+)/metrics$", r.get("msg", ""))
-                if m:
-                    self.metrics_port = int(m.group(2))
-        return self
-
-    def wait_signals_blocked(self):
-        """Without READY=1 to wait for: waits until the main thread blocks SIGHUP and SIGTERM
-        (Runtime::run reads them from a signalfd). The service logs its start-up and accepts
-        connections before that; a signal in between takes its default action (see the report:
-        it kills the process)."""
-        path = "/proc/%d/task/%d/status" % (self.proc.pid, self.proc.pid)
-        want = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGTERM - 1))
-        deadline = now() + START_TIMEOUT
-        while True:
-            with open(path) as f:
-                blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", f.read(), re.M).group(1), 16)
-            if blocked & want == want:
-                return
-            if now() > deadline:
-                raise AssertionError("%s never blocked SIGHUP/SIGTERM; log:\n%s" %
-                                     (self.name, self.tail()))
-            time.sleep(0.005)  # polling /proc: there is nothing to wait on
-
-    def port(self, i=0):
-        return self.listening[i][1]
-
-    # --- clients ------------------------------------------------------------------------------
-
-    def tcp(self, i=0, timeout=WAIT):
-        host = self.listening[i][0]
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect((host, self.port(i)))
-        self.case.addCleanup(s.close)
-        return s
-
-    def tls(self, i=0, ctx=None, session=None, timeout=WAIT, before_handshake=b"", strict=False):
-        """A TLS client connection to listener i. strict: an EOF without close_notify raises
-        SSLEOFError instead of reading as b"" (so b"" means the server sent close_notify)."""
-        raw = self.tcp(i, timeout)
-        if before_handshake:
-            raw.sendall(before_handshake)
-        ctx = ctx or client_context()
-        s = ctx.wrap_socket(raw, server_hostname=HOSTNAME, session=session,
-                            suppress_ragged_eofs=not strict)
-        self.case.addCleanup(s.close)
-        return s
-
-    # --- metrics ------------------------------------------------------------------------------
-
-    def scrape(self):
-        url = "http://127.0.0.1:%d/metrics" % self.metrics_port
-        with urllib.request.urlopen(url, timeout=WAIT) as resp:
-            if resp.status != 200:
-                raise AssertionError("GET /metrics: %d" % resp.status)
-            ctype = resp.headers.get("Content-Type", "")
-            if not ctype.startswith("text/plain"):
-                raise AssertionError("GET /metrics: Content-Type %r" % ctype)
-            return parse_prometheus(resp.read().decode("utf-8"))
-
-    def wait_metric(self, name, value, timeout=WAIT, **labels):
-        """Waits until metric_sum(name, labels) == value (counters update on the shard threads)."""
-        deadline = now() + timeout
-        while True:
-            got = metric_sum(self.scrape(), name, **labels)
-            if got == value:
-                return
-            if now() > deadline:
-                raise AssertionError("%s%r is %s, want %s" % (name, labels, got, value))
-            time.sleep(0.05)  # a poll interval, not a synchronisation
-
-    # --- signals and exit ---------------------------------------------------------------------
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def wait_exit(self, timeout=WAIT):
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError("%s still running %.1f s later; log:\n%s" %
-                                 (self.name, timeout, self.tail()))
-        self.reader.join(WAIT)
-        self.out_reader.join(WAIT)
-        return rc
-
-    def stop(self):
-        """SIGTERM; the service must exit 0."""
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-        rc = self.wait_exit(WAIT + 10)
-        if rc != 0:
-            raise AssertionError("%s exited %s after SIGTERM; log:\n%s" %
-                                 (self.name, rc, self.tail()))
-
-    def kill(self):
-        """The last cleanup: SIGKILL if still running, then closes the pipes and sockets."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(WAIT)
-        self.out_reader.join(WAIT)
-        self.proc.stderr.close()
-        self.proc.stdout.close()
-        if self.notify_sock is not None:
-            self.notify_sock.close()
-
-
-class ServiceTest(unittest.TestCase):
-    """Base: temp dir, service start with cleanup (SIGTERM, exit 0) and log keeping."""
-
-    def setUp(self):
-        base = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
-        self.tmp = tempfile.mkdtemp(prefix=self._testMethodName[:40] + "-", dir=base)
-        self.services = []
-        self.addCleanup(self._keep_logs)
-
-    def _keep_logs(self):
-        outdir = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
-        failed = not getattr(getattr(self, "_outcome", None), "success", True)
-        for svc in self.services:
-            text = "\n".join(svc.lines) + "\n"
-            if outdir:
-                path = os.path.join(outdir, "%s.%s.log" % (self._testMethodName, svc.name))
-                with open(path, "w") as f:
-                    f.write(text)
-            if failed:
-                sys.stderr.write("---- %s: %s log (end) ----\n%s\n" %
-                                 (self._testMethodName, svc.name, svc.tail(150)))
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def start(self, *args, name="svc", ready=True, notify=True, clean_stop=True, env=None,
-              log_format="json", drain_timeout="3", shards="2"):
-        """Starts the service with `args` after these defaults (None: leave out): JSON logs, a
-        3 s drain, 2 shards (so that connections spread over two reactors)."""
-        argv = []
-        if log_format:
-            argv += ["--log-format", log_format]
-        if drain_timeout is not None:
-            argv += ["--drain-timeout", drain_timeout]
-        if shards is not None:
-            argv += ["--shards", shards]
-        argv += list(args)
-        svc = Service(self, argv, name=name, notify=notify, env=env)
-        self.services.append(svc)
-        # Cleanups run last-in first-out: the client sockets registered later close first, then
-        # the service gets SIGTERM and must exit 0 (kill is the fallback if that check fails).
-        self.addCleanup(svc.kill)
-        if clean_stop:
-            self.addCleanup(svc.stop)
-        if ready:
-            svc.wait_ready()
-        return svc
-
-    def write(self, name, text, mode="w"):
-        path = os.path.join(self.tmp, name)
-        with open(path, mode) as f:
-            f.write(text)
-        return path
-
-    def replace_file(self, path, source=None, text=None):
-        """Replaces `path` atomically (rename over it), as a deployment tool would."""
-        tmp = path + ".new"
-        if source is not None:
-            shutil.copyfile(source, tmp)
-        else:
-            with open(tmp, "w") as f:
-                f.write(text)
-        os.replace(tmp, path)
-
-    def make_second_certificate(self):
-        """A new key and a leaf certificate for example.com signed by certs/server.pem's key
-        (certs/public.pem is a CA certificate), so clients trusting public.pem accept it; its
-        subject, serial and key differ from server.pem's. Returns the key+cert PEM file."""
-        key = os.path.join(self.tmp, "second.key")
-        csr = os.path.join(self.tmp, "second.csr")
-        crt = os.path.join(self.tmp, "second.crt")
-        ext = self.write("second.ext",
-                         "basicConstraints = critical, CA:FALSE\n"
-                         "keyUsage = critical, digitalSignature\n"
-                         "extendedKeyUsage = serverAuth\n"
-                         "subjectAltName = DNS:example.com\n"
-                         "subjectKeyIdentifier = hash\n"
-                         "authorityKeyIdentifier = keyid\n")
-        run = lambda *a: subprocess.run(["openssl"] + list(a), check=True, capture_output=True)
-        run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
-        run("req", "-new", "-key", key, "-subj", "/O=whorl/CN=whorl reload test",
-            "-out", csr)
-        run("x509", "-req", "-in", csr, "-CA", ca_file(), "-CAkey", server_pem(),
-            "-set_serial", "0x5e11ab1e%08x" % (os.getpid() & 0xffffffff), "-days", "2",
-            "-extfile", ext, "-out", crt)
-        pem = os.path.join(self.tmp, "second.pem")
-        with open(pem, "w") as out:
-            for part in (key, crt):
-                with open(part) as f:
-                    out.write(f.read())
-        return pem
-
-    def ssl_listen(self, pem=None, extra=""):
-        return "ssl:0:privateKey=%s:interface=127.0.0.1%s" % (pem or server_pem(), extra)
-
-    TCP = "tcp:0:interface=127.0.0.1"
-    METRICS = "tcp:0:interface=127.0.0.1"
-
-
-def peer_of(sock):
-    host, port = sock.getsockname()[:2]
-    return ("[%s]:%d" % (host, port)) if ":" in host else ("%s:%d" % (host, port))
 
 
 def cert_der(sock):
@@ -756,7 +276,7 @@ class ReloadTest(ServiceTest):
              "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"
              "-----BEGIN CERTIFICATE-----\nthis is !! not base64\n-----END CERTIFICATE-----\n",
              None),
-            ("key not matching the certificate", None, os.path.join(CERTS, "test", "mismatch.pem")),
+            ("key not matching the certificate", None, os.path.join(harness.CERTS, "test", "mismatch.pem")),
             ("empty file", "", None),
         ]
         for n, (what, text, source) in enumerate(cases, 1):
@@ -1366,6 +886,236 @@ class IdleTimeoutTest(ServiceTest):
         self.assertEqual(metric_sum(m, "whorl_tls_handshakes_total", result="ok"), 0)
 
 
+def open_descriptors(svc):
+    return len(os.listdir("/proc/%d/fd" % svc.proc.pid))
+
+
+def small_rcvbuf_connect(host, port, timeout=WAIT):
+    """A TCP connection with a small receive buffer (set before connecting, so the window the
+    server sees is small): a client that stops reading stalls the server's sends quickly."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    return s
+
+
+def send_until_stalled(sock, chunk=b"x" * 65536, limit=256 << 20):
+    """Sends without ever reading until sends block for 0.5 s: the server echoes until its sends
+    stall, then stops reading (flow control), and the client's own buffers fill. Returns the
+    bytes sent."""
+    sock.settimeout(0.5)
+    sent = 0
+    try:
+        while sent < limit:
+            sock.sendall(chunk)
+            sent += len(chunk)
+    except (socket.timeout, ssl.SSLWantWriteError):
+        pass
+    if sent >= limit:
+        raise AssertionError("the server read %d bytes without its echo being read" % sent)
+    return sent
+
+
+def expect_reset(sock, timeout=WAIT):
+    """Reads what was buffered; the connection must then end with a reset (not a FIN)."""
+    got, how = wait_closed_by_server(sock, timeout)
+    if how != "reset":
+        raise AssertionError("the server ended the connection with %s after %d bytes, not a "
+                             "reset" % (how, len(got)))
+
+
+class SendTimeoutTest(ServiceTest):
+    def check_send_timeout(self, svc, rec, low, high):
+        self.assertEqual(rec["kind"], "send_timeout", rec)
+        self.assertIn("send timeout: the peer accepted no data for", rec["reason"])
+        self.assertIn("stopped reading", rec["reason"])
+        self.assertGreater(rec["duration_ms"], low * 1000, rec)
+        self.assertLess(rec["duration_ms"], high * 1000, rec)
+
+    def test_send_timeout_while_echoing(self):
+        """A client that sends and never reads holds no place for longer than --send-timeout,
+        over TCP and TLS; everyone else is served meanwhile, and its slot, gauge and
+        descriptor are given back."""
+        svc = self.start("--send-timeout", "1", "--listen", self.TCP, "--listen",
+                         self.ssl_listen(), "--metrics", self.METRICS, "--max-connections",
+                         "2")
+        fds = open_descriptors(svc)
+        tcp = small_rcvbuf_connect("127.0.0.1", svc.port(0))
+        self.addCleanup(tcp.close)
+        raw = small_rcvbuf_connect("127.0.0.1", svc.port(1))
+        self.addCleanup(raw.close)
+        tls = client_context().wrap_socket(raw, server_hostname=HOSTNAME)
+        self.addCleanup(tls.close)
+        t0 = now()
+        send_until_stalled(tcp)
+        send_until_stalled(tls)
+        for s in (tcp, tls):
+            rec = svc.wait_closed_event(peer_of(s), timeout=WAIT + 5)
+            self.check_send_timeout(svc, rec, 0.9, 8)
+        self.assertGreater(now() - t0, 0.9)
+        expect_reset(tcp)
+        m = svc.scrape()
+        self.assertEqual(
+            metric_sum(m, "whorl_connections_closed_total", reason="send_timeout"), 2)
+        self.assertEqual(metric_sum(m, "whorl_connections_refused_total"), 0)
+        svc.wait_metric("whorl_connections_open", 0)
+        # Both places (of --max-connections 2) are free again, and the descriptors closed.
+        a, b = svc.tcp(0), svc.tls(1)
+        echo(a, b"a place\n")
+        echo(b, b"another\n")
+        a.close()
+        b.close()
+        svc.wait_metric("whorl_connections_open", 0)
+        deadline = now() + WAIT
+        while open_descriptors(svc) != fds:
+            self.assertLess(now(), deadline, "descriptors: %d open, %d before" %
+                            (open_descriptors(svc), fds))
+            time.sleep(0.05)  # polling /proc: there is nothing to wait on
+
+    def test_send_timeout_while_closing(self):
+        """The idle timeout closes a client that sent a request and never reads: the close waits
+        for the echo to drain (TLS: then close_notify), and --send-timeout bounds that wait."""
+        svc = self.start("--idle-timeout", "1", "--send-timeout", "2", "--listen", self.TCP,
+                         "--listen", self.ssl_listen(), "--metrics", self.METRICS)
+        tcp = small_rcvbuf_connect("127.0.0.1", svc.port(0))
+        self.addCleanup(tcp.close)
+        raw = small_rcvbuf_connect("127.0.0.1", svc.port(1))
+        self.addCleanup(raw.close)
+        tls = client_context().wrap_socket(raw, server_hostname=HOSTNAME)
+        self.addCleanup(tls.close)
+        send_until_stalled(tcp)
+        send_until_stalled(tls)
+        for s in (tcp, tls):
+            rec = svc.wait_closed_event(peer_of(s), timeout=WAIT + 5)
+            # The idle timeout (1 s) came first; the send timeout (2 s) ended the close.
+            self.check_send_timeout(svc, rec, 1.9, 12)
+            self.assertIn("after the idle timeout: no data from the client for 1", rec["reason"])
+        expect_reset(tcp)
+        m = svc.scrape()
+        self.assertEqual(
+            metric_sum(m, "whorl_connections_closed_total", reason="send_timeout"), 2)
+        self.assertEqual(
+            metric_sum(m, "whorl_connections_closed_total", reason="idle_timeout"), 0)
+        svc.wait_metric("whorl_connections_open", 0)
+
+    def test_send_timeout_zero_is_off_and_readers_are_not_cut(self):
+        """--send-timeout 0: a stalled client stays until it reads (the idle timeout still
+        applies); a client that reads slowly is never cut off by a short send timeout."""
+        svc = self.start("--send-timeout", "0", "--listen", self.TCP, "--metrics",
+                         self.METRICS)
+        svc.wait_msg(r"^echo service: .*send-timeout 0 s")
+        c = small_rcvbuf_connect("127.0.0.1", svc.port(0))
+        self.addCleanup(c.close)
+        sent = send_until_stalled(c)
+        # Three seconds stalled, then it reads everything back: nothing was cut.
+        c.settimeout(3)
+        time.sleep(3)  # the stall being tested, not a synchronisation
+        got = recv_exact(c, sent)
+        self.assertEqual(got, b"x" * sent)
+        self.assertEqual(svc.closed_events(), [])
+
+        slow = self.start("--send-timeout", "1", "--listen", self.TCP, name="slow")
+        r = small_rcvbuf_connect("127.0.0.1", slow.port(0))
+        self.addCleanup(r.close)
+        sent = send_until_stalled(r)
+        # 3 s of reading 16 KiB every 0.1 s (the server's output waits on it throughout: what it
+        # holds is far more than that), then the rest at once.
+        got = b""
+        t0 = now()
+        r.settimeout(WAIT)
+        while now() - t0 < 3:
+            chunk = r.recv(16384)
+            self.assertTrue(chunk, "closed after %d of %d bytes" % (len(got), sent))
+            got += chunk
+            time.sleep(0.1)  # a slow reader's pace, ten reads per send timeout
+        self.assertLess(len(got), sent // 2, "the slow phase read most of it: test too weak")
+        got += recv_exact(r, sent - len(got))
+        self.assertEqual(got, b"x" * sent)
+        self.assertEqual(slow.closed_events(), [])
+
+
+class MetricsLimitsTest(ServiceTest):
+    def metrics_conn(self, svc):
+        s = socket.create_connection(("127.0.0.1", svc.metrics_port), timeout=WAIT)
+        self.addCleanup(s.close)
+        return s
+
+    def test_metrics_max_connections(self):
+        """Connections beyond --metrics-max-connections are closed at once and counted; client
+        connections are not affected."""
+        svc = self.start("--listen", self.TCP, "--metrics", self.METRICS,
+                         "--metrics-max-connections", "2", "--metrics-timeout", "60")
+        svc.wait_msg(r"^metrics listener: metrics-max-connections 2, metrics-timeout 60 s")
+        a, b = self.metrics_conn(svc), self.metrics_conn(svc)
+        # Both are admitted: each answers a request (and stays open, HTTP/1.1 keep-alive).
+        for s in (a, b):
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(WAIT)
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 200"))
+        t0 = now()
+        refused = []
+        for _ in range(3):
+            c = self.metrics_conn(svc)
+            got, how = wait_closed_by_server(c, timeout=5)
+            self.assertEqual(got, b"")
+            refused.append(peer_of(c))
+        self.assertLess(now() - t0, 5)
+        svc.wait_msg(r"^metrics-max-connections \(2\) reached: closing new metrics connections")
+        # Clients are served all along.
+        e = svc.tcp(0)
+        echo(e, b"not starved\n")
+        a.close()
+        deadline = now() + WAIT
+        while True:  # a's place comes back once the service has seen its close
+            try:
+                m = svc.scrape()
+                break
+            except (OSError, http.client.HTTPException):
+                self.assertLess(now(), deadline, "no metrics place after a connection closed")
+                time.sleep(0.05)  # retry interval
+        self.assertGreaterEqual(metric_sum(m, "whorl_metrics_connections_refused_total"), 3)
+        self.assertEqual(metric_sum(m, "whorl_metrics_connections_open"), 2)  # b and this one
+        # a (closed with the rest of its answer unread: a reset) was counted before its place
+        # was given back.
+        self.assertEqual(
+            metric_sum(m, "whorl_metrics_connections_closed_total", reason="lost"), 1)
+        self.assertEqual(metric_sum(m, "whorl_connections_refused_total"), 0)
+
+    def test_metrics_timeout(self):
+        """A metrics connection that stays silent, or trickles bytes, is closed after
+        --metrics-timeout, with the reason logged and counted."""
+        svc = self.start("--listen", self.TCP, "--metrics", self.METRICS, "--metrics-timeout",
+                         "1")
+        silent = self.metrics_conn(svc)
+        trickle = self.metrics_conn(svc)
+        t0 = now()
+        for byte in b"GET ":  # one byte every 0.2 s: idle for 1 s only after the total limit
+            trickle.sendall(bytes([byte]))
+            time.sleep(0.2)  # the trickling client's pace
+        got, how = wait_closed_by_server(silent, timeout=5)
+        self.assertEqual((got, how), (b"", "EOF"))
+        got, how = wait_closed_by_server(trickle, timeout=5)
+        self.assertEqual((got, how), (b"", "EOF"))
+        self.assertGreater(now() - t0, 0.9)
+
+        def closed(peer):
+            return svc.wait_log(lambda r: r.get("msg") == "metrics connection closed" and
+                                r.get("peer") == peer, what="metrics close of %s" % peer)
+        rec = closed(peer_of(silent))
+        self.assertEqual(rec["kind"], "timeout", rec)
+        self.assertEqual(rec["reason"], "idle timeout: no data received for 1 s")
+        rec = closed(peer_of(trickle))
+        self.assertEqual(rec["kind"], "timeout", rec)
+        self.assertEqual(rec["reason"], "connection time limit: still open after 1 s")
+        self.assertGreater(rec["duration_ms"], 900)
+        self.assertLess(rec["duration_ms"], 5000)
+        m = svc.scrape()
+        self.assertEqual(
+            metric_sum(m, "whorl_metrics_connections_closed_total", reason="timeout"), 2)
+        self.assertEqual(metric_sum(m, "whorl_metrics_connections_refused_total"), 0)
+
+
 # 10 -------------------------------------------------------------------------------------------
 class SystemdTest(ServiceTest):
     def test_unit_file_verifies(self):
@@ -1376,7 +1126,7 @@ class SystemdTest(ServiceTest):
         with open(unit_src) as f:
             text = f.read()
         self.assertIn("ExecStart=/usr/local/bin/whorl-echo ", text)
-        binary = os.path.realpath(BINARY)
+        binary = os.path.realpath(harness.BINARY)
         self.assertTrue(os.path.isabs(binary))
         text = text.replace("/usr/local/bin/whorl-echo", binary)
         unit = os.path.join(self.tmp, "whorl-echo.service")
@@ -1529,7 +1279,7 @@ class ConfigFileTest(ServiceTest):
                          log_format=None, drain_timeout=None, shards="1")
         self.assertEqual([l[2] for l in svc.listening], ["plain TCP"])
         rec = svc.wait_msg(r"^echo service: .*max-connections 500000, idle-timeout 300 s, "
-                           r"handshake-timeout 10 s, drain-timeout 30 s")
+                           r"handshake-timeout 10 s, send-timeout 60 s, drain-timeout 30 s")
         self.assertIn("ts", rec, "log-format = json from the file is not in effect")
         c = svc.tcp()
         echo(c, b"deployed\n")
@@ -1549,43 +1299,5 @@ class ConfigFileTest(ServiceTest):
             self.assertIn(flag, svc.stdout.decode())
 
 
-def load_tests(loader, standard_tests, pattern):
-    """Bazel test sharding: each shard runs every TEST_TOTAL_SHARDS-th case."""
-    total = int(os.environ.get("TEST_TOTAL_SHARDS", "1"))
-    index = int(os.environ.get("TEST_SHARD_INDEX", "0"))
-    status = os.environ.get("TEST_SHARD_STATUS_FILE")
-    if status:
-        open(status, "w").close()
-    if total <= 1:
-        return standard_tests
-
-    def flatten(suite):
-        for t in suite:
-            if isinstance(t, unittest.TestSuite):
-                yield from flatten(t)
-            else:
-                yield t
-
-    tests = sorted(flatten(standard_tests), key=lambda t: t.id())
-    return unittest.TestSuite(t for i, t in enumerate(tests) if i % total == index)
-
-
-def main():
-    global BINARY, CERTS
-    argv = [sys.argv[0]]
-    args = sys.argv[1:]
-    while args:
-        a = args.pop(0)
-        if a == "--binary":
-            BINARY = os.path.abspath(args.pop(0))
-        elif a == "--certs":
-            CERTS = os.path.abspath(args.pop(0))
-        else:
-            argv.append(a)
-    if not BINARY or not CERTS:
-        sys.exit("usage: %s --binary PATH --certs DIR [unittest args]" % sys.argv[0])
-    unittest.main(argv=argv, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    harness.main()
