@@ -263,7 +263,7 @@ TEST(SendTimeoutTest, SlowReaderOfABigKernelBufferIsNeverCutOff) {
   shared.total = 32 << 20;
   shared.ignorePause = true;
   shared.kernelSendBuffer = true;
-  auto port = listenLocal(rt, api::Factory::forProtocol<Writer>(&shared), 400ms);
+  auto port = listenLocal(rt, api::Factory::forProtocol<Writer>(&shared), 1500ms);
   ASSERT_TRUE(port);
   int fd = testutil::connectTo(port->getHost().port(), 65536);
   ASSERT_GE(fd, 0);
@@ -278,12 +278,14 @@ TEST(SendTimeoutTest, SlowReaderOfABigKernelBufferIsNeverCutOff) {
     if (r > 0) got.append(buf.data(), static_cast<size_t>(r));
     return r;
   };
-  // 2.5 s (six timeouts) of 32 KiB every 20 ms, then the rest as fast as it comes.
+  // 4 s of 8 KiB every 20 ms (the kernel frees a third of its megabytes only every few
+  // seconds at that pace), then the rest as fast as it comes. The timeout is long enough for a
+  // loaded machine to leave this thread unscheduled for a while without it counting as a stall.
   auto start = Clock::now();
-  while (Clock::now() - start < 2500ms) {
+  while (Clock::now() - start < 4000ms) {
     pollfd p{fd, POLLIN, 0};
     ASSERT_GT(poll(&p, 1, 20000), 0);
-    ASSERT_GT(consume(32768), 0) << "closed after " << got.size() << " bytes";
+    ASSERT_GT(consume(8192), 0) << "closed after " << got.size() << " bytes";
     std::this_thread::sleep_for(20ms);  // the pace of a slow reader, not synchronisation
   }
   EXPECT_LT(got.size(), shared.total / 2) << "the slow phase read most of it: test too weak";

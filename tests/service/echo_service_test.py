@@ -1295,7 +1295,8 @@ class ConfigFileTest(ServiceTest):
                          drain_timeout=None)
         self.assertEqual(svc.wait_exit(), 0)
         for flag in ("--listen", "--config", "--proxy-protocol", "--session-ticket-keys",
-                     "--idle-timeout", "--drain-timeout", "--metrics"):
+                     "--idle-timeout", "--drain-timeout", "--metrics", "--send-timeout",
+                     "--metrics-max-connections", "--metrics-timeout"):
             self.assertIn(flag, svc.stdout.decode())
 
 
