@@ -32,15 +32,21 @@
 #include "framework/api/timeout_mixin.h"
 #include "framework/api/transport.h"
 
-// base: Status and Result<T>, ByteBuffer, Address, logging, Flags, HTTP syntax, sd_notify.
+// base: Status and Result<T>, ByteBuffer, Address, logging, Flags, sd_notify.
 #include "framework/base/address.h"
 #include "framework/base/buffer.h"
 #include "framework/base/files.h"
 #include "framework/base/flags.h"
-#include "framework/base/http_syntax.h"
 #include "framework/base/log.h"
 #include "framework/base/status.h"
 #include "framework/base/systemd.h"
+
+// http: the HTTP/1.1 request parser, response heads, RequestReceiver (a Protocol serving
+// requests), the character classes.
+#include "framework/http/request_parser.h"
+#include "framework/http/request_receiver.h"
+#include "framework/http/response.h"
+#include "framework/http/syntax.h"
 
 // reactor: Runtime (N shards, signals, drain), Shard (the reactor a program's main gets),
 // react(main), Sharded<T>.

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "framework/http/response.h"
 #include "framework/metrics/metrics_http.h"
 #include "tests/fake_transport.h"
 
@@ -331,7 +332,10 @@ std::string error(int status, std::string_view reason, std::string_view body, bo
 std::string notFound(bool close = false) {
   return error(404, "Not Found", "not found: metrics are at /metrics\n", close);
 }
-std::string badRequest() { return error(400, "Bad Request", "bad request\n", true); }
+// What framework/http answers to a request it cannot serve: the status, the cause, a close.
+std::string rejected(int status, std::string_view reason) {
+  return http::errorResponse({status, reason});
+}
 
 constexpr std::string_view kGet = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
 
@@ -453,45 +457,67 @@ TEST_F(MetricsHttpTest, OtherMethodsAre405AndBodiesAreSkipped) {
   EXPECT_EQ(feed(kGet, 1), e405 + ok200());
 }
 
-TEST_F(MetricsHttpTest, Malformed400AndClose) {
-  const std::vector<std::string> bad = {
-      "GET /metrics\r\n\r\n",                                   // no version
-      "GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n",               // unknown version
-      "GET  /metrics HTTP/1.1\r\nHost: x\r\n\r\n",              // empty target
-      "G(T /metrics HTTP/1.1\r\nHost: x\r\n\r\n",               // method not a token
-      "GET /metrics HTTP/1.1\r\n\r\n",                          // no Host
-      "GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",    // two Hosts
-      "GET /metrics HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n",    // field without colon
-      "GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n",              // space before colon
-      "GET /metrics HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",    // obs-fold
-      "GET /metrics HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",  // control in a value
-      "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n",
-      "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-      "GET /metrics HTTP/1.1\nHost: x\n\n\r\n\r\n",  // bare LF line ends
+TEST_F(MetricsHttpTest, MalformedIsRejectedWithTheCauseAndClosed) {
+  struct Case {
+    std::string request;
+    int status;
+    std::string_view reason;
   };
-  for (const std::string& request : bad) {
+  const std::vector<Case> bad = {
+      {"GET /metrics\r\n\r\n", 400, "request line without an HTTP version"},
+      {"GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n", 505,
+       "HTTP version not supported: this server speaks HTTP/1.x"},
+      {"GET  /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 400, "empty request target"},
+      {"G(T /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 400, "the method is not a token"},
+      {"GET /metrics HTTP/1.1\r\n\r\n", 400, "an HTTP/1.1 request without Host"},
+      {"GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "more than one Host field"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", 400, "a field line without a colon"},
+      {"GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n", 400,
+       "whitespace between a field name and colon"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400,
+       "a field line starts with whitespace (obs-fold)"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400,
+       "a control character in a field value"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", 400,
+       "an invalid Content-Length"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+       400, "different Content-Length values"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+       400, "Content-Length together with Transfer-Encoding"},
+      {"GET /metrics HTTP/1.1\r\nHost: x\rX\r\n\r\n", 400, "a CR not followed by LF"},
+      {"\x16\x03\x01\x02\x00", 400, "the method is not a token"},
+  };
+  for (const Case& c : bad) {
     for (size_t chunk : {size_t{0}, size_t{1}}) {
       test::FakeTransport t(reactor_);
       auto p = factory_->build(Address::loopbackIPv4(40000));
       t.connect(p.get());
-      std::string input = request + std::string(kGet);  // ignored once closing
+      std::string input = c.request + std::string(kGet);  // ignored once closing
       size_t step = chunk == 0 ? input.size() : chunk;
       for (size_t i = 0; i < input.size(); i += step)
         p->dataReceived(std::string_view(input).substr(i, step));
-      EXPECT_EQ(t.written(), badRequest()) << request;
-      EXPECT_EQ(t.loseConnectionCalls(), 1) << request;
+      EXPECT_EQ(t.written(), rejected(c.status, c.reason)) << c.request;
+      EXPECT_EQ(t.loseConnectionCalls(), 1) << c.request;
     }
   }
   EXPECT_EQ(calls_, 0);
 }
 
-TEST_F(MetricsHttpTest, TransferEncodingIs501AndClose) {
-  EXPECT_EQ(feed("POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            error(501, "Not Implemented", "not implemented\n", true));
+TEST_F(MetricsHttpTest, BareLfLineEndsAreAccepted) {
+  // RFC 9112 §2.2: a bare LF ends a line; the CRLFs after the first request are empty lines.
+  EXPECT_EQ(feed("GET /metrics HTTP/1.1\nHost: x\n\n\r\n\r\n" + std::string(kGet), 1),
+            ok200() + ok200());
+  EXPECT_EQ(feed("GET /metrics HTTP/1.0\n\n"), ok200() + ok200() + ok200(/*close=*/true));
   EXPECT_TRUE(closed());
 }
 
-TEST_F(MetricsHttpTest, HeadOver8KiB) {
+TEST_F(MetricsHttpTest, TransferEncodingIs501AndClose) {
+  EXPECT_EQ(feed("POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            rejected(501, "chunked request bodies are not supported"));
+  EXPECT_TRUE(closed());
+}
+
+TEST_F(MetricsHttpTest, HeadOver8KiBIs431) {
   // Exactly 8 KiB with the final CRLFCRLF is fine.
   std::string prefix = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
   std::string exact = prefix +
@@ -501,21 +527,27 @@ TEST_F(MetricsHttpTest, HeadOver8KiB) {
   EXPECT_EQ(feed(exact, 7), ok200());
   EXPECT_FALSE(closed());
 
-  // One byte more: 400 once the terminator arrives.
+  // One byte more: 431.
   transport_.clearWritten();
   std::string over = prefix +
                      std::string(MetricsHttpProtocol::kMaxHeadBytes - prefix.size() - 3, 'a') +
                      "\r\n\r\n";
-  EXPECT_EQ(feed(over), badRequest());
+  EXPECT_EQ(feed(over), rejected(431, "request header fields too large"));
+  EXPECT_TRUE(closed());
+}
+
+TEST_F(MetricsHttpTest, RequestLineOver8KiBIs414) {
+  EXPECT_EQ(feed("GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 1000),
+            rejected(414, "request line too long"));
   EXPECT_TRUE(closed());
 }
 
 TEST_F(MetricsHttpTest, EndlessHeadIsRejectedWithoutWaitingForItsEnd) {
   std::string endless = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(9000, 'a');
-  EXPECT_EQ(feed(endless, 512), badRequest());
+  EXPECT_EQ(feed(endless, 512), rejected(431, "request header fields too large"));
   EXPECT_TRUE(closed());
   // Nothing more is parsed or answered.
-  EXPECT_EQ(feed("\r\n\r\n" + std::string(kGet)), badRequest());
+  EXPECT_EQ(feed("\r\n\r\n" + std::string(kGet)), rejected(431, "request header fields too large"));
 }
 
 TEST_F(MetricsHttpTest, LeadingEmptyLinesAreIgnored) {

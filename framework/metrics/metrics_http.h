@@ -8,9 +8,11 @@
 // Requests: GET (or HEAD) /metrics, with or without a query, answers 200 with the body the
 // factory's function returns, as Content-Type "text/plain; version=0.0.4; charset=utf-8". Other
 // paths get 404, other methods 405 (Allow: GET, HEAD); the connection stays open after these.
-// A malformed request (request line, header field, Content-Length, a missing or repeated Host in
-// HTTP/1.1), or a request head (request line + headers) over 8 KiB, gets 400 and the connection
-// is closed; so does a body framed with Transfer-Encoding (501), which this parser does not read.
+// Requests are parsed by http::RequestParser (framework/http/request_parser.h), which says what is
+// rejected: a malformed request (request line, header field, Content-Length, a missing or
+// repeated Host) gets 400, a request line over 8 KiB 414, a request head (request line + header
+// fields) over 8 KiB 431, a body framed with Transfer-Encoding 501 (chunked, which is not read)
+// or 400 (anything else); each with a body naming the cause, and the connection is closed.
 // Content-Length bodies are skipped. Keep-alive per HTTP/1.1: connections persist unless the
 // request says "Connection: close"; HTTP/1.0 requests are answered and the connection closed
 // (keep-alive is not offered to 1.0 clients). Pipelined requests are answered in order, each with
@@ -22,13 +24,13 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "framework/api/protocol.h"
+#include "framework/http/request_receiver.h"
 
 namespace whorl::metrics {
 
@@ -37,26 +39,21 @@ using MetricsBody = std::function<std::string()>;
 inline constexpr std::string_view kExpositionContentType =
     "text/plain; version=0.0.4; charset=utf-8";
 
-class MetricsHttpProtocol : public api::Protocol {
+class MetricsHttpProtocol : public http::RequestReceiver {
  public:
-  // The limit on request line + header fields + the empty line that ends them.
+  // The limit on the request line, and on request line + header fields + the empty line.
   static constexpr size_t kMaxHeadBytes = 8 * 1024;
 
-  explicit MetricsHttpProtocol(std::shared_ptr<const MetricsBody> body) : body_(std::move(body)) {}
+  explicit MetricsHttpProtocol(std::shared_ptr<const MetricsBody> body)
+      : RequestReceiver({.maxRequestLine = kMaxHeadBytes, .maxHeadBytes = kMaxHeadBytes}),
+        body_(std::move(body)) {}
 
-  void dataReceived(std::string_view data) override;
+  void requestReceived(const http::Request& request) override;
 
  private:
-  size_t process(std::string_view in);
-  void handleRequest(std::string_view head);
-  void respond(int status, bool persist, bool head);
-  void reject(int status);
+  void respond(int status, bool persist, bool headOnly);
 
   std::shared_ptr<const MetricsBody> body_;
-  std::string pending_;    // the start of a request split across reads
-  size_t scanned_ = 0;     // bytes of pending_ already searched for the end of the head
-  uint64_t bodyLeft_ = 0;  // request body bytes still to skip
-  bool done_ = false;      // closing: further input is ignored
 };
 
 // A factory building MetricsHttpProtocol for every connection, all sharing `body`.

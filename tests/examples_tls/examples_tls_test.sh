@@ -179,8 +179,40 @@ grep -q "Verify return code: 0 (ok)" <<<"$out" || fail "openssl s_client verific
 grep -q "^hello world" <<<"$out" || fail "openssl s_client response: $out"
 echo "ok: openssl s_client -alpn h2,http/1.1 negotiates http/1.1 and gets hello world"
 
+# RFC 9112 §2.2: a request with bare LF line ends, as typed into s_client, gets its answer.
+set +e
+out=$(printf 'GET / HTTP/1.0\n\n' | timeout "$CLIENT_TIMEOUT" openssl s_client -quiet \
+  -connect "127.0.0.1:$https_port" -CAfile "$CA" -servername example.com -ign_eof 2>&1)
+rc=$?
+set -e
+[[ $rc == 0 && "$out" == *"HTTP/1.1 200 OK"*"Connection: close"*"hello world"* ]] ||
+  fail "openssl s_client 'GET / HTTP/1.0\n\n' (rc $rc): $out"
+echo "ok: openssl s_client 'GET / HTTP/1.0\n\n' gets hello world and a close"
+
+# Raw garbage gets 400 naming the cause and a close, never silence.
+set +e
+out=$(head -c 4096 /dev/urandom | timeout "$CLIENT_TIMEOUT" openssl s_client -quiet \
+  -connect "127.0.0.1:$https_port" -CAfile "$CA" -servername example.com -ign_eof 2>&1)
+rc=$?
+set -e
+[[ $rc == 0 && "$out" == *"HTTP/1.1 400 Bad Request"*"Connection: close"*"bad request: "* ]] ||
+  fail "openssl s_client with random bytes (rc $rc): $out"
+echo "ok: openssl s_client sending random bytes gets 400 and a close"
+
 python3 "$PY_CLIENT" "$https_port" "$CA" || fail "python ssl checks (above)"
 stop https
+
+# --idle-timeout: an idle connection is closed, and the close is logged with its reason.
+start https_idle "$EX/https_hello" --idle-timeout 1
+python3 "$PY_CLIENT" "$https_idle_port" "$CA" --idle 1 || fail "python idle check (above)"
+for _ in $(seq 200); do
+  grep -q "idle timeout, no activity for 1 s" "$TMP/https_idle.log" && break
+  sleep 0.05
+done
+grep -q "idle timeout, no activity for 1 s" "$TMP/https_idle.log" ||
+  fail "https_hello did not log the idle close: $(cat "$TMP/https_idle.log")"
+echo "ok: https_hello --idle-timeout 1 closes an idle connection and logs why"
+stop https_idle
 
 # --- tls_file_server: sendFile over TLS (userspace here; kTLS in the VM suite) ----------------
 mkdir -p "$TMP/www"

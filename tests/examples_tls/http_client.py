@@ -1,15 +1,18 @@
 """HTTP/1.1-over-TLS checks of //examples:https_hello with Python's ssl module.
 
-Usage: http_client.py PORT CAFILE. Exits non-zero with a message naming the failed check.
+Usage: http_client.py PORT CAFILE [--idle SECONDS]. Exits non-zero with a message naming the
+failed check. With --idle, only checks that a server started with --idle-timeout SECONDS closes
+an idle connection: not before SECONDS, and well before a generous deadline.
 """
 import http.client
 import socket
 import ssl
 import sys
+import time
 
 PORT = int(sys.argv[1])
 CTX = ssl.create_default_context(cafile=sys.argv[2])
-HELLO = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n\r\nhello world\n"
+HELLO = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nhello world\n"
 
 
 def connect():
@@ -131,15 +134,16 @@ def http10():
     expect_eof(s, f, "after an HTTP/1.0 request without keep-alive")
 
 
-def bad(request, what):
+def bad(request, what, status_line="HTTP/1.1 400 Bad Request", cause=""):
     s = connect()
     f = s.makefile("rb")
     s.sendall(request)
     r = read_response(f)
     assert r is not None, f"{what}: no response"
-    status, headers, _ = r
-    assert status == "HTTP/1.1 400 Bad Request", f"{what}: {status}"
+    status, headers, body = r
+    assert status == status_line, f"{what}: {status}"
     assert headers.get("connection") == "close", headers
+    assert cause.encode() in body, f"{what}: the body does not name the cause {cause!r}: {body!r}"
     expect_eof(s, f, what)
 
 
@@ -151,12 +155,37 @@ def malformed():
     bad(b"GET / HTTP/1.1\r\nHost x\r\n\r\n", "header without a colon")
     bad(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", "space before the colon")
     bad(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n", "bad Content-Length")
-    bad(b"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 without Host")
+    bad(b"GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 without Host", cause="without Host")
+    bad(b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", "obs-fold", cause="obs-fold")
+    bad(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "Content-Length with Transfer-Encoding", cause="together")
+    bad(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "chunked body",
+        "HTTP/1.1 501 Not Implemented", cause="chunked")
+    bad(b"GET / HTTP/2.0\r\n\r\n", "HTTP/2.0", "HTTP/1.1 505 HTTP Version Not Supported")
+    # Random bytes (never a request line): answered at once, not waited on.
+    bad(bytes(range(256)) * 4, "binary garbage", cause="not a token")
+
+
+def bare_lf():
+    # RFC 9112 §2.2: a bare LF ends a line.
+    s = connect()
+    f = s.makefile("rb")
+    s.sendall(b"GET /1 HTTP/1.1\nHost: x\n\nGET /2 HTTP/1.0\n\n")
+    status, _, body = read_response(f)
+    assert status == "HTTP/1.1 200 OK" and body == b"hello world\n", (status, body)
+    status, headers, body = read_response(f)
+    assert body == b"hello world\n" and headers.get("connection") == "close", headers
+    expect_eof(s, f, "after an HTTP/1.0 request with bare LFs")
 
 
 def overlong():
-    bad(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (17 * 1024), "17 KiB of headers, unfinished")
-    bad(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (17 * 1024) + b"\r\n\r\n", "17 KiB of headers")
+    too_large = "HTTP/1.1 431 Request Header Fields Too Large"
+    bad(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (17 * 1024), "17 KiB of headers, unfinished",
+        too_large)
+    bad(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (17 * 1024) + b"\r\n\r\n", "17 KiB of headers",
+        too_large)
+    bad(b"GET /" + b"a" * (9 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n", "a 9 KiB request line",
+        "HTTP/1.1 414 URI Too Long")
     # Just under the limit is fine.
     s = connect()
     f = s.makefile("rb")
@@ -166,10 +195,29 @@ def overlong():
     s.close()
 
 
+def idle(seconds):
+    # A connection that sends one request and then nothing is closed after `seconds`.
+    s = connect()
+    f = s.makefile("rb")
+    s.settimeout(seconds + 60)  # the generous deadline
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, _ = read_response(f)
+    assert status == "HTTP/1.1 200 OK", status
+    start = time.monotonic()
+    expect_eof(s, f, "idle connection")
+    waited = time.monotonic() - start
+    assert waited >= seconds * 0.9, f"closed after {waited:.2f} s, before the {seconds} s timeout"
+
+
+if len(sys.argv) > 3 and sys.argv[3] == "--idle":
+    check(f"idle connection closed after {sys.argv[4]} s", lambda: idle(float(sys.argv[4])))
+    sys.exit(0)
+
 check("3 keep-alive requests on one connection", keep_alive)
 check("http.client reuses the connection", http_client_module)
 check("pipelined GET, POST with body, HEAD, Connection: close", pipelined)
 check("requests split across reads", split_reads)
 check("HTTP/1.0 keep-alive and close", http10)
-check("malformed requests get 400 and a close", malformed)
-check("over-long headers get 400", overlong)
+check("bare LF line ends", bare_lf)
+check("malformed requests get 400 (501, 505) with the cause and a close", malformed)
+check("an over-long request line gets 414, over-long headers 431", overlong)
