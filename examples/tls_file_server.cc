@@ -12,10 +12,11 @@
 #include <string>
 
 #include "framework/base/files.h"
-#include "framework/api/protocol.h"
 #include "framework/base/flags.h"
 #include "framework/base/log.h"
 #include "framework/endpoint/tls_endpoint.h"
+#include "framework/http/request_receiver.h"
+#include "framework/http/response.h"
 #include "framework/reactor/runtime.h"
 #include "framework/tls/certificate.h"
 
@@ -23,71 +24,44 @@ using namespace whorl;
 
 namespace {
 
-constexpr size_t kMaxHeader = 16384;
-
 // GET /path HTTP/1.1 -> 200 with the file, 404, 400; keep-alive unless the client closes.
-class FileServer : public api::Protocol {
+// Requests pipelined behind a file wait until it is out (holdRequests).
+class FileServer : public http::RequestReceiver {
  public:
   explicit FileServer(std::string root) : root_(std::move(root)) {}
 
-  void dataReceived(std::string_view data) override {
-    buf_.append(data);
-    while (!busy_) {
-      size_t end = buf_.find("\r\n\r\n");
-      if (end == std::string::npos) {
-        if (buf_.size() > kMaxHeader) reply(400, "request header too long\n", true);
-        return;
-      }
-      std::string request = buf_.substr(0, end);
-      buf_.erase(0, end + 4);
-      handle(request);
-    }
-  }
-
-  // Requests pipelined behind a file wait until it is out.
   void connectionLost(const Status&) override { closeFile(); }
 
- private:
-  void handle(const std::string& request) {
-    size_t sp1 = request.find(' ');
-    size_t sp2 = sp1 == std::string::npos ? sp1 : request.find(' ', sp1 + 1);
-    size_t eol = request.find("\r\n");
-    if (sp2 == std::string::npos || (eol != std::string::npos && sp2 > eol)) {
-      reply(400, "bad request line\n", true);
-      return;
+  void requestReceived(const http::Request& request) override {
+    bool close = !request.http11() || request.connectionClose;
+    if (request.method != "GET" && request.method != "HEAD") {
+      return reply(405, "only GET and HEAD\n", close);
     }
-    std::string method = request.substr(0, sp1);
-    std::string path = request.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string version = request.substr(sp2 + 1, eol == std::string::npos ? std::string::npos : eol - sp2 - 1);
-    bool close = version != "HTTP/1.1" || request.find("\r\nConnection: close") != std::string::npos;
-    if (method != "GET" && method != "HEAD") {
-      reply(405, "only GET and HEAD\n", close);
-      return;
-    }
+    std::string path(request.path());
     if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos) {
-      reply(400, "bad path\n", close);
-      return;
+      return reply(400, "bad path\n", true);
     }
     if (path.back() == '/') path += "index.html";
     int fd = open((root_ + path).c_str(), O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
       if (fd >= 0) ::close(fd);
-      reply(404, "not found\n", close);
-      return;
+      return reply(404, "not found\n", close);
     }
-    transport()->write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
-                       std::to_string(st.st_size) + (close ? "\r\nConnection: close" : "") + "\r\n\r\n");
-    if (method == "HEAD" || st.st_size == 0) {
+    http::ResponseHead head;
+    head.contentType = "application/octet-stream";
+    head.contentLength = static_cast<uint64_t>(st.st_size);
+    if (close) head.connection = http::ConnectionField::kClose;
+    transport()->write(http::formatResponseHead(head));
+    if (request.method == "HEAD" || st.st_size == 0) {
       ::close(fd);
       if (close) transport()->loseConnection();
       return;
     }
     fd_ = fd;
-    busy_ = true;
+    holdRequests();
     transport()->sendFile(fd, 0, static_cast<uint64_t>(st.st_size), [this, close](Status s) {
       closeFile();
-      busy_ = false;
       if (!s.isOk()) {
         WHORL_LOG(kWarning, "sendFile: %s", s.message().c_str());
         return;
@@ -96,16 +70,19 @@ class FileServer : public api::Protocol {
         transport()->loseConnection();
         return;
       }
-      dataReceived({});  // requests that arrived meanwhile
+      resumeRequests();  // the requests that arrived meanwhile
     });
   }
 
+ private:
   void reply(int code, std::string_view body, bool close) {
-    const char* reason = code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed" : "Bad Request";
-    transport()->write("HTTP/1.1 " + std::to_string(code) + " " + reason +
-                       "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                       (close ? "\r\nConnection: close" : "") + "\r\n\r\n" + std::string(body));
-    if (close || code == 400) transport()->loseConnection();
+    http::ResponseHead head;
+    head.status = code;
+    head.contentType = "text/plain";
+    head.contentLength = body.size();
+    if (close) head.connection = http::ConnectionField::kClose;
+    transport()->writeSequence({http::formatResponseHead(head), body});
+    if (close) transport()->loseConnection();
   }
 
   void closeFile() {
@@ -114,8 +91,6 @@ class FileServer : public api::Protocol {
   }
 
   std::string root_;
-  std::string buf_;
-  bool busy_ = false;
   int fd_ = -1;
 };
 

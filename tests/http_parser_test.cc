@@ -108,7 +108,8 @@ TEST(RequestParser, BareLfEndsLines) {
 }
 
 TEST(RequestParser, BareCrIsAnError) {
-  EXPECT_EQ(parse("GET / HTTP/1.1\rHost: x\r\n\r\n"), "error 400 a CR not followed by LF after 16\n");
+  EXPECT_EQ(parse("GET / HTTP/1.1\rHost: x\r\n\r\n"),
+            "error 400 a CR not followed by LF after 16\n");
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: x\ry\r\n\r\n"),
             "error 400 a CR not followed by LF after 25\n");
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: x\r\n\rX"),
@@ -204,14 +205,17 @@ TEST(RequestParser, FieldValuesMayHoldTabsAndObsText) {
 }
 
 TEST(RequestParser, HostRules) {
-  EXPECT_EQ(parse("GET / HTTP/1.1\r\n\r\n"), "error 400 an HTTP/1.1 request without Host after 18\n");
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\n\r\n"),
+            "error 400 an HTTP/1.1 request without Host after 18\n");
   EXPECT_EQ(parse("GET / HTTP/1.0\r\n\r\n"), "request GET / 1.0\n");
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
             "error 400 more than one Host field after 34\n");
   EXPECT_EQ(parse("GET / HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n"),
             "error 400 more than one Host field after 34\n");
-  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), "error 400 an invalid Host value after 27\n");
-  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), "error 400 an invalid Host value after 27\n");
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+            "error 400 an invalid Host value after 27\n");
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"),
+            "error 400 an invalid Host value after 27\n");
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost:\r\n\r\n"), "request GET / 1.1\n");  // RFC 9112 §3.2
   EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n"), "request GET / 1.1\n");
 }
@@ -221,7 +225,8 @@ TEST(RequestParser, ConnectionOptions) {
             "request GET / 1.1 close keep-alive\n");
   EXPECT_EQ(parse("GET / HTTP/1.0\r\nconnection: ,Keep-Alive,,Upgrade\r\n\r\n"),
             "request GET / 1.0 keep-alive\n");
-  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n"), "request GET / 1.1\n");
+  EXPECT_EQ(parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n"),
+            "request GET / 1.1\n");
 }
 
 TEST(RequestParser, KeepAlivePerRfc9112) {
@@ -257,7 +262,8 @@ TEST(RequestParser, ContentLengthBodiesAndPipelining) {
 
 TEST(RequestParser, ContentLengthRules) {
   // Identical repeated values are that value (RFC 9110 §8.6); anything else is 400.
-  EXPECT_EQ(parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc"),
+  EXPECT_EQ(parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n"
+                  "abc"),
             "request POST / 1.1 length=3\nbody abc\n");
   EXPECT_EQ(parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3,3\r\n\r\nabc"),
             "request POST / 1.1 length=3\nbody abc\n");
@@ -268,7 +274,8 @@ TEST(RequestParser, ContentLengthRules) {
     EXPECT_EQ(t.substr(0, t.find(" after")), "error 400 an invalid Content-Length") << v;
   }
   for (const std::string& fields :
-       {std::string("Content-Length: 1\r\nContent-Length: 2\r\n"), std::string("Content-Length: 1, 2\r\n")}) {
+       {std::string("Content-Length: 1\r\nContent-Length: 2\r\n"),
+        std::string("Content-Length: 1, 2\r\n")}) {
     std::string t = parse("POST / HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n");
     EXPECT_EQ(t.substr(0, t.find(" after")), "error 400 different Content-Length values") << fields;
   }
@@ -311,9 +318,11 @@ TEST(RequestParser, RequestLineLimitIs414) {
   ASSERT_EQ(exact.size(), 64u);
   EXPECT_EQ(parse(exact + "\r\nHost: x\r\n\r\n", limits).rfind("request GET", 0), 0u);
   std::string over = prefix + std::string(64 - prefix.size() - suffix.size() + 1, 'a') + suffix;
-  EXPECT_EQ(parse(over + "\r\nHost: x\r\n\r\n", limits), "error 414 request line too long after 65\n");
+  EXPECT_EQ(parse(over + "\r\nHost: x\r\n\r\n", limits),
+            "error 414 request line too long after 65\n");
   // Detected when the 65th byte arrives, not when the line ends (which it never does here).
-  EXPECT_EQ(parse("GET /" + std::string(100, 'a'), limits), "error 414 request line too long after 65\n");
+  EXPECT_EQ(parse("GET /" + std::string(100, 'a'), limits),
+            "error 414 request line too long after 65\n");
   EXPECT_EQ(parse(std::string(100, 'G'), limits), "error 414 request line too long after 65\n");
 }
 
@@ -428,7 +437,8 @@ TEST(Response, Heads) {
   ResponseHead head;
   head.contentLength = 12;
   EXPECT_EQ(formatResponseHead(head),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\n");
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n"
+            "\r\n");
   head.status = 405;
   head.contentType = "text/plain";
   head.fields = "Allow: GET, HEAD\r\n";
@@ -523,6 +533,53 @@ TEST_F(RequestReceiverTest, IdleConnectionsCloseUnderTimeoutMixin) {
   EXPECT_TRUE(protocol_.timedOut());
   EXPECT_EQ(transport_.loseConnectionCalls(), 1);
   protocol_.connectionLost(Status::ok());
+}
+
+class Holder : public RequestReceiver {
+ public:
+  void requestReceived(const Request& request) override {
+    log += std::string(request.target) + " ";
+    if (request.target == "/slow") holdRequests();
+  }
+  std::string log;
+};
+
+TEST(RequestReceiverHold, PipelinedRequestsWaitForResumeRequests) {
+  test::FakeReactor reactor;
+  test::FakeTransport t(reactor);
+  Holder p;
+  t.connect(&p);
+  p.dataReceived("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHo");
+  EXPECT_EQ(p.log, "/slow ");
+  EXPECT_EQ(t.pauseCalls(), 1);
+  p.dataReceived("st: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /last HTTP/1.1\r\n");
+  EXPECT_EQ(p.log, "/slow ");
+  p.resumeRequests();
+  EXPECT_EQ(p.log, "/slow /next /slow ");
+  EXPECT_EQ(t.resumeCalls(), 1);
+  EXPECT_EQ(t.pauseCalls(), 2);
+  p.resumeRequests();
+  p.dataReceived("Host: x\r\n\r\n");
+  EXPECT_EQ(p.log, "/slow /next /slow /last ");
+  EXPECT_EQ(t.resumeCalls(), 2);
+}
+
+TEST(RequestReceiverHold, FlowControlKeepsReadingPausedUntilBothLetGo) {
+  test::FakeReactor reactor;
+  test::FakeTransport t(reactor);
+  Holder p;
+  t.connect(&p);
+  p.pauseProducing();  // too many bytes unsent
+  p.dataReceived("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  p.resumeRequests();
+  EXPECT_EQ(t.resumeCalls(), 0);  // still too many bytes unsent
+  p.resumeProducing();
+  EXPECT_EQ(t.resumeCalls(), 1);
+  p.dataReceived("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  p.resumeProducing();  // the writes drained, but a request is held
+  EXPECT_EQ(t.resumeCalls(), 1);
+  p.resumeRequests();
+  EXPECT_EQ(t.resumeCalls(), 2);
 }
 
 }  // namespace

@@ -482,7 +482,8 @@ TEST_F(MetricsHttpTest, MalformedIsRejectedWithTheCauseAndClosed) {
        "an invalid Content-Length"},
       {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
        400, "different Content-Length values"},
-      {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+      {"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n",
        400, "Content-Length together with Transfer-Encoding"},
       {"GET /metrics HTTP/1.1\r\nHost: x\rX\r\n\r\n", 400, "a CR not followed by LF"},
       {"\x16\x03\x01\x02\x00", 400, "the method is not a token"},

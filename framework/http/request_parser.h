@@ -15,8 +15,9 @@
 //
 // Rules (RFC 9112 for servers): lines end in CRLF or a bare LF (a CR elsewhere is an error);
 // empty lines before a request line are skipped; the request line is exactly "method SP target
-// SP HTTP/d.d"; HTTP/1.0 and 1.1 are served, 1.2-1.9 as 1.1, other majors get 505. Field names
-// are tokens followed at once by ':'; a field line starting with whitespace (obs-fold) is 400.
+// SP HTTP/d.d" (the target's characters are checked, visible ASCII, not its form); HTTP/1.0 and
+// 1.1 are served, 1.2-1.9 as 1.1, other majors get 505. Field names are tokens followed at once
+// by ':'; a field line starting with whitespace (obs-fold) is 400.
 // Field values must not hold controls other than tab. An HTTP/1.1 request needs exactly one Host,
 // and no request may have two. Content-Length must be digits; repeated fields or a list with the
 // same value ("5, 5") count as that value (RFC 9110 §8.6), different values are 400.
@@ -75,7 +76,7 @@ struct Request {
   bool http11() const { return minorVersion >= 1; }
   // Whether the connection may stay open after the response (RFC 9112 §9.3): HTTP/1.1 unless
   // "Connection: close", HTTP/1.0 only with "Connection: keep-alive".
-  bool keepAlive() const { return http11() ? !connectionClose : connectionKeepAlive && !connectionClose; }
+  bool keepAlive() const { return !connectionClose && (http11() || connectionKeepAlive); }
   // The target's path: without the query, and for absolute-form ("http://h/p") without scheme
   // and authority ("/" if it has no path).
   std::string_view path() const;

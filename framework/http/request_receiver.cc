@@ -7,6 +7,10 @@ namespace whorl::http {
 
 void RequestReceiver::dataReceived(std::string_view data) {
   while (!data.empty() && !transport()->disconnecting()) {
+    if (held_) {
+      heldInput_.append(data);  // bounded: reading is paused while held
+      return;
+    }
     size_t used = 0;
     RequestParser::Event event = parser_.feed(data, &used);
     data.remove_prefix(used);
@@ -24,6 +28,31 @@ void RequestReceiver::dataReceived(std::string_view data) {
         return;
     }
   }
+}
+
+void RequestReceiver::holdRequests() {
+  if (held_) return;
+  held_ = true;
+  transport()->pauseProducing();
+}
+
+void RequestReceiver::resumeRequests() {
+  if (!held_) return;
+  held_ = false;
+  if (!flowPaused_) transport()->resumeProducing();
+  std::string input = std::move(heldInput_);
+  heldInput_.clear();
+  dataReceived(input);
+}
+
+void RequestReceiver::pauseProducing() {
+  flowPaused_ = true;
+  Protocol::pauseProducing();
+}
+
+void RequestReceiver::resumeProducing() {
+  flowPaused_ = false;
+  if (!held_) Protocol::resumeProducing();
 }
 
 void RequestReceiver::requestRejected(const RequestError& error) {

@@ -14,13 +14,16 @@
 //
 // Once the transport is disconnecting (the protocol called loseConnection(), say after a
 // "Connection: close" request), later input is ignored. Request bodies (Content-Length) go to
-// bodyReceived(), which ignores them by default. Combine with TimeoutMixin
-// (TimeoutMixin<http::RequestReceiver>) to close idle connections.
+// bodyReceived(), which ignores them by default. A response that is not written at once (a file
+// being sent) calls holdRequests(): the requests pipelined behind it wait, and reading pauses,
+// until resumeRequests(). Combine with TimeoutMixin (TimeoutMixin<http::RequestReceiver>) to close
+// idle connections.
 //
 // Ownership: the receiver owns its parser; the Request and body views passed to the callbacks are
 // valid only during the call. Shard thread only, like any protocol.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "framework/api/protocol.h"
@@ -43,10 +46,23 @@ class RequestReceiver : public api::Protocol {
   // loseConnection().
   virtual void requestRejected(const RequestError& error);
 
+  // Stops delivering requests (after the one being handled) and pauses reading; bytes already
+  // received are kept.
+  void holdRequests();
+  // Delivers the held requests (from within this call) and reads again.
+  void resumeRequests();
+
+  // Flow control: reading stays paused while requests are held. Overrides call these too.
+  void pauseProducing() override;
+  void resumeProducing() override;
+
   const RequestParser& parser() const { return parser_; }
 
  private:
   RequestParser parser_;
+  bool held_ = false;        // holdRequests() until resumeRequests()
+  bool flowPaused_ = false;  // the transport asked us to pause (too many bytes unsent)
+  std::string heldInput_;    // input received while held
 };
 
 }  // namespace whorl::http
