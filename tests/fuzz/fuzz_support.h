@@ -3,11 +3,9 @@
 //
 //   extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 //     std::string_view input = fuzz::asText(data, size);
-//     std::string whole;
-//     for (const fuzz::Cuts& cuts : fuzz::cutsFor(input)) {
-//       std::string result = run(input, cuts);      // feed input.substr(...) chunk by chunk
-//       if (cuts.whole()) whole = result; else fuzz::expectSame(whole, result, cuts, "parse");
-//     }
+//     fuzz::expectSameForEveryCut(input, "parse", [&](const fuzz::Cuts& cuts) {
+//       return run(input, cuts);                     // feeds cuts.forEach(input, ...); a summary
+//     });
 //     return 0;
 //   }
 //
@@ -80,10 +78,26 @@ inline std::vector<Cuts> cutsFor(std::string_view input) {
 inline void expectSame(const std::string& whole, const std::string& other, const Cuts& cuts,
                        const char* what) {
   if (whole == other) return;
-  std::fprintf(stderr, "fuzz: %s differs when the input is fed in %s chunks (%zu chunks)\n"
-               "--- whole:\n%s\n--- %s:\n%s\n", what, cuts.name, cuts.sizes.size(),
-               whole.c_str(), cuts.name, other.c_str());
+  std::fprintf(stderr,
+               "fuzz: %s differs when the input is fed in %s chunks (%zu chunks)\n"
+               "--- whole:\n%s\n--- %s:\n%s\n",
+               what, cuts.name, cuts.sizes.size(), whole.c_str(), cuts.name, other.c_str());
   std::abort();
+}
+
+// Runs `run(cuts)` for every way of cutting `input` and aborts when a result differs from the
+// whole input's.
+template <class Run>
+void expectSameForEveryCut(std::string_view input, const char* what, Run&& run) {
+  std::string whole;
+  for (const Cuts& cuts : cutsFor(input)) {
+    std::string result = run(cuts);
+    if (cuts.whole()) {
+      whole = std::move(result);
+    } else {
+      expectSame(whole, result, cuts, what);
+    }
+  }
 }
 
 // Aborts with `why` when `ok` is false: a property every input must keep.

@@ -84,14 +84,8 @@ std::string run(uint8_t config, std::string_view stream, const whorl::fuzz::Cuts
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view stream = whorl::fuzz::asText(data + 1, size - 1);
-  std::string whole;
-  for (const auto& cuts : whorl::fuzz::cutsFor(stream)) {
-    std::string result = run(data[0], stream, cuts);
-    if (cuts.whole()) {
-      whole = result;
-    } else {
-      whorl::fuzz::expectSame(whole, result, cuts, "HTTP requests");
-    }
-  }
+  whorl::fuzz::expectSameForEveryCut(stream, "HTTP requests", [&](const whorl::fuzz::Cuts& cuts) {
+    return run(data[0], stream, cuts);
+  });
   return 0;
 }

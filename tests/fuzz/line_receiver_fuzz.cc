@@ -18,7 +18,8 @@
 
 namespace {
 
-constexpr std::string_view kDelimiters[] = {"\r\n", "\n", std::string_view("\0", 1), "ab", "\r\n\r\n"};
+constexpr std::string_view kDelimiters[] = {"\r\n", "\n", std::string_view("\0", 1), "ab",
+                                            "\r\n\r\n"};
 constexpr size_t kMaxLengths[] = {16384, 1, 4, 16, 100};
 
 class Recorder : public whorl::api::LineReceiver {
@@ -97,14 +98,8 @@ std::string run(uint8_t config, std::string_view stream, const whorl::fuzz::Cuts
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view stream = whorl::fuzz::asText(data + 1, size - 1);
-  std::string whole;
-  for (const auto& cuts : whorl::fuzz::cutsFor(stream)) {
-    std::string result = run(data[0], stream, cuts);
-    if (cuts.whole()) {
-      whole = result;
-    } else {
-      whorl::fuzz::expectSame(whole, result, cuts, "LineReceiver events");
-    }
-  }
+  whorl::fuzz::expectSameForEveryCut(
+      stream, "LineReceiver events",
+      [&](const whorl::fuzz::Cuts& cuts) { return run(data[0], stream, cuts); });
   return 0;
 }

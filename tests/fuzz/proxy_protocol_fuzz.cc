@@ -61,8 +61,8 @@ std::string run(ProxyProtocolMode mode, std::string_view stream, const whorl::fu
       whorl::fuzz::check(p->consumed == chunk.size(), "needMore consumes the whole chunk");
     } else {
       whorl::fuzz::check(p->consumed <= chunk.size(), "consumed fits the chunk");
-      result = "header " + describe(*p->header) + " ends at " +
-               std::to_string(offset + p->consumed);
+      result =
+          "header " + describe(*p->header) + " ends at " + std::to_string(offset + p->consumed);
       payload.append(chunk.substr(p->consumed));
     }
     offset += chunk.size();
@@ -80,14 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                  ProxyProtocolMode::kAny};
   ProxyProtocolMode mode = kModes[data[0] % 3];
   std::string_view stream = whorl::fuzz::asText(data + 1, size - 1);
-  std::string whole;
-  for (const auto& cuts : whorl::fuzz::cutsFor(stream)) {
-    std::string result = run(mode, stream, cuts);
-    if (cuts.whole()) {
-      whole = result;
-    } else {
-      whorl::fuzz::expectSame(whole, result, cuts, "PROXY header parse");
-    }
-  }
+  whorl::fuzz::expectSameForEveryCut(
+      stream, "PROXY header parse",
+      [&](const whorl::fuzz::Cuts& cuts) { return run(mode, stream, cuts); });
   return 0;
 }

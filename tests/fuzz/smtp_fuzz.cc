@@ -44,8 +44,9 @@ std::string run(uint8_t config, std::string_view stream, const whorl::fuzz::Cuts
     out += "closed by the input\n";
   } else {
     fuzz::check(transport.disconnecting(), "an idle connection is closed");
-    fuzz::check(transport.written().ends_with("421 mx.fuzz.test idle timeout, closing connection\r\n"),
-                "an idle connection gets 421");
+    fuzz::check(
+        transport.written().ends_with("421 mx.fuzz.test idle timeout, closing connection\r\n"),
+        "an idle connection gets 421");
   }
   protocol->connectionLost(Status::connectionDone());
   fuzz::check(reactor.pendingTimers() == 0, "no timer outlives the connection");
@@ -62,14 +63,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string_view stream = whorl::fuzz::asText(data + 1, size - 1);
-  std::string whole;
-  for (const auto& cuts : whorl::fuzz::cutsFor(stream)) {
-    std::string result = run(data[0], stream, cuts);
-    if (cuts.whole()) {
-      whole = result;
-    } else {
-      whorl::fuzz::expectSame(whole, result, cuts, "SMTP session");
-    }
-  }
+  whorl::fuzz::expectSameForEveryCut(stream, "SMTP session", [&](const whorl::fuzz::Cuts& cuts) {
+    return run(data[0], stream, cuts);
+  });
   return 0;
 }

@@ -28,9 +28,9 @@ class File {
   }
   const std::string& write(std::string_view bytes) {
     whorl::fuzz::check(ftruncate(fd_, 0) == 0, "ftruncate works");
-    whorl::fuzz::check(pwrite(fd_, bytes.data(), bytes.size(), 0) ==
-                           static_cast<ssize_t>(bytes.size()),
-                       "pwrite works");
+    whorl::fuzz::check(
+        pwrite(fd_, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()),
+        "pwrite works");
     return path_;
   }
 
@@ -41,8 +41,8 @@ class File {
 
 bool looksText(std::string_view data) {
   for (unsigned char c : data) {
-    bool text = (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t' || c == '\v' ||
-                c == '\f';
+    bool text =
+        (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f';
     if (!text) return false;
   }
   return true;
@@ -85,7 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     std::string crlf = load(file, crlf_bytes);
     if (crlf != lf) {
-      std::fprintf(stderr, "fuzz: CRLF line ends change the key file:\n--- LF:\n%s\n--- CRLF:\n%s\n",
+      std::fprintf(stderr,
+                   "fuzz: CRLF line ends change the key file:\n--- LF:\n%s\n--- CRLF:\n%s\n",
                    lf.c_str(), crlf.c_str());
       std::abort();
     }

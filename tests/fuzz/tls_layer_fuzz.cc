@@ -259,7 +259,8 @@ struct Contexts {
 // The identity: certs/test (RSA, so that signatures and hence record lengths do not vary).
 const Contexts& contexts() {
   static const Contexts c = [] {
-    std::string pem = readFile("certs/test/localhost-rsa.pem") + readFile("certs/test/intermediate.pem");
+    std::string pem =
+        readFile("certs/test/localhost-rsa.pem") + readFile("certs/test/intermediate.pem");
     auto id = tls::PrivateCertificate::loadPEM(pem);
     fuzz::check(id.isOk(), "the test identity loads");
     auto ca = tls::Certificate::loadPEM(readFile("certs/test/ca.pem"));
@@ -278,7 +279,8 @@ const Contexts& contexts() {
     extras.resumeSessions = false;
     out.client = tls::optionsForClientTLS("localhost", root, std::nullopt, {}, extras).context();
     extras.ktls = tls::KtlsMode::kRequire;
-    out.clientKernel = tls::optionsForClientTLS("localhost", root, std::nullopt, {}, extras).context();
+    out.clientKernel =
+        tls::optionsForClientTLS("localhost", root, std::nullopt, {}, extras).context();
     extras.ktls = tls::KtlsMode::kAuto;
     extras.lowerMaximumSecurityTo = tls::TLSVersion::TLSv1_2;
     out.client12 = tls::optionsForClientTLS("localhost", root, std::nullopt, {}, extras).context();
@@ -352,10 +354,10 @@ std::string run(std::string_view input, size_t mode) {
   test::FakeReactor reactor;
   AppLog app;
   FakeLower lower(reactor, lo);
-  auto layer = std::make_unique<tls::TlsLayer>(
-      lo.kernelAvailable ? (client ? ctx.clientKernel : ctx.serverKernel)
-                         : (client ? ctx.client : ctx.server),
-      std::make_unique<App>(&app));
+  auto layer = std::make_unique<tls::TlsLayer>(lo.kernelAvailable
+                                                   ? (client ? ctx.clientKernel : ctx.serverKernel)
+                                                   : (client ? ctx.client : ctx.server),
+                                               std::make_unique<App>(&app));
   lower.connect(layer.get());
   lower.turn();
 
@@ -437,9 +439,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t mode = 1; mode < 3; ++mode) {
     std::string other = run(input, mode);
     if (other != whole) {
-      std::fprintf(stderr, "fuzz: the TLS layer differs when streams are fed in %s chunks\n"
-                   "--- whole:\n%s\n--- %s:\n%s\n", names[mode], whole.c_str(), names[mode],
-                   other.c_str());
+      std::fprintf(stderr,
+                   "fuzz: the TLS layer differs when streams are fed in %s chunks\n"
+                   "--- whole:\n%s\n--- %s:\n%s\n",
+                   names[mode], whole.c_str(), names[mode], other.c_str());
       std::abort();
     }
   }

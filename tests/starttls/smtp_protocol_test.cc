@@ -95,7 +95,8 @@ TEST_F(SmtpProtocolTest, DeliversTheSameMessageFedWholeOrByteByByte) {
     std::unique_ptr<api::Protocol> protocol = makeSmtp(c);
     transport.connect(protocol.get());
     for (size_t i = 0; i < session.size(); i += chunk == 0 ? session.size() : chunk) {
-      protocol->dataReceived(std::string_view(session).substr(i, chunk == 0 ? session.size() : chunk));
+      protocol->dataReceived(
+          std::string_view(session).substr(i, chunk == 0 ? session.size() : chunk));
     }
     EXPECT_TRUE(transport.disconnecting());  // QUIT
     results[chunk] = transport.written() + printed;
