@@ -8,29 +8,21 @@
 //   curl --ssl-reqd --cacert certs/public.pem --resolve example.com:8025:127.0.0.1
 //       smtp://example.com:8025 --mail-from a@example.com --mail-rcpt b@example.com -T message.txt
 //
-// Commands: EHLO/HELO, STARTTLS, MAIL FROM, RCPT TO, DATA, RSET, NOOP, QUIT (VRFY/EXPN answer
-// 502, HELP 214). EHLO advertises PIPELINING, SIZE, 8BITMIME and, until TLS is active, STARTTLS.
-// After STARTTLS the session starts over: the client must greet again (RFC 3207 §4.2).
-// --require-tls refuses MAIL, RCPT and DATA before STARTTLS with 530. Plaintext a client pipelines
-// after STARTTLS (the CVE-2011-0411 injection) closes the connection: the transport's default
-// PipelinedInput::kReject for TLS servers. Each connection's state lives in its Smtp protocol; the
-// Mailbox (stdout and the Maildir) is shared by all shards and serialises deliveries.
-#include <sys/stat.h>
+// The protocol is examples/smtp_protocol.h (commands, STARTTLS, the Mailbox); this file is its
+// command line. --require-tls refuses MAIL, RCPT and DATA before STARTTLS with 530.
+// --idle-timeout closes a connection that sends no command for that long (default 5 minutes, as
+// RFC 5321 asks; 0: never), plain or after STARTTLS, with 421 and a log line naming the cause.
+// Plaintext a client pipelines after STARTTLS (the CVE-2011-0411 injection) closes the
+// connection: the transport's default PipelinedInput::kReject for TLS servers.
 #include <unistd.h>
 
-#include <atomic>
-#include <cctype>
-#include <cerrno>
+#include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <string_view>
-#include <vector>
 
+#include "examples/smtp_protocol.h"
 #include "framework/base/files.h"
-#include "framework/api/line_receiver.h"
 #include "framework/base/flags.h"
 #include "framework/base/log.h"
 #include "framework/endpoint/endpoint.h"
@@ -41,395 +33,6 @@
 using namespace whorl;
 
 namespace {
-
-constexpr size_t kMaxRecipients = 100;
-
-// Where accepted messages go: standard output, and optionally a Maildir. Thread-safe.
-class Mailbox {
- public:
-  Mailbox(std::string hostname, std::string maildir)
-      : hostname_(std::move(hostname)), maildir_(std::move(maildir)) {}
-
-  // Creates DIR, DIR/tmp, DIR/new and DIR/cur.
-  Status prepare() const {
-    if (maildir_.empty()) return Status::ok();
-    for (std::string d : {maildir_, maildir_ + "/tmp", maildir_ + "/new", maildir_ + "/cur"}) {
-      if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) return Status::fromErrno(errno, "mkdir " + d);
-    }
-    return Status::ok();
-  }
-
-  struct Envelope {
-    std::string helo;
-    std::string peer;
-    std::string tls;  // "TLSv1.3", or empty for plaintext
-    std::string sender;
-    std::vector<std::string> recipients;
-  };
-
-  // Delivers one message (its data after dot-unstuffing, CRLF line ends). Returns the queue id,
-  // or the reason it could not be stored.
-  Result<std::string> deliver(const Envelope& env, const std::string& data) {
-    uint64_t n = counter_.fetch_add(1, std::memory_order_relaxed) + 1;
-    char id[32];
-    std::snprintf(id, sizeof(id), "%08llX", static_cast<unsigned long long>(n));
-    if (!maildir_.empty()) {
-      if (Status s = store(env, data, n, id); !s.isOk()) return s;
-    }
-    std::string rcpts;
-    for (const auto& r : env.recipients) rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
-    std::string out = "-- message from <" + env.sender + "> to " + rcpts +
-                      " (TLS: " + (env.tls.empty() ? "none" : env.tls) + ")\n";
-    // Lines end in LF on the terminal.
-    for (size_t pos = 0; pos < data.size();) {
-      size_t end = data.find("\r\n", pos);
-      if (end == std::string::npos) end = data.size();
-      out.append(data, pos, end - pos);
-      out.push_back('\n');
-      pos = end + 2;
-    }
-    out += "-- end of message\n";
-    std::lock_guard<std::mutex> lock(outMu_);
-    std::fwrite(out.data(), 1, out.size(), stdout);
-    std::fflush(stdout);
-    return std::string(id);
-  }
-
- private:
-  // Maildir delivery: write DIR/tmp/NAME, then rename it into DIR/new.
-  Status store(const Envelope& env, const std::string& data, uint64_t n, const char* id) const {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    std::string name = std::to_string(ts.tv_sec) + ".P" + std::to_string(getpid()) + "Q" +
-                       std::to_string(n) + "." + hostname_;
-    char date[64];
-    tm local;
-    localtime_r(&ts.tv_sec, &local);
-    std::strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &local);
-    std::string header = "Return-Path: <" + env.sender + ">\r\nReceived: from " + env.helo + " (" +
-                         env.peer + ") by " + hostname_ + " with " +
-                         (env.tls.empty() ? "ESMTP" : "ESMTPS (" + env.tls + ")") + " id " + id +
-                         "; " + date + "\r\n";
-    std::string tmp = maildir_ + "/tmp/" + name;
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (f == nullptr) return Status::fromErrno(errno, "open " + tmp);
-    bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
-              std::fwrite(data.data(), 1, data.size(), f) == data.size();
-    ok = (std::fclose(f) == 0) && ok;
-    if (!ok) {
-      unlink(tmp.c_str());
-      return Status::fromErrno(errno ? errno : EIO, "write " + tmp);
-    }
-    std::string dest = maildir_ + "/new/" + name;
-    if (rename(tmp.c_str(), dest.c_str()) != 0) {
-      int err = errno;
-      unlink(tmp.c_str());
-      return Status::fromErrno(err, "rename " + tmp);
-    }
-    return Status::ok();
-  }
-
-  std::string hostname_;
-  std::string maildir_;
-  std::atomic<uint64_t> counter_{0};
-  std::mutex outMu_;
-};
-
-struct SmtpConfig {
-  std::string hostname;
-  tls::TLSOptions tls;
-  bool requireTls = false;
-  size_t maxSize = 10 * 1024 * 1024;
-  std::shared_ptr<Mailbox> mailbox;
-};
-
-std::string upper(std::string_view s) {
-  std::string u(s);
-  for (char& c : u) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return u;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// "FROM:<a@b> SIZE=10" with keyword "FROM:": the address inside <> and the parameters after it.
-bool parsePath(std::string_view arg, std::string_view keyword, std::string* address,
-               std::vector<std::string>* params) {
-  if (arg.size() < keyword.size() || upper(arg.substr(0, keyword.size())) != keyword) return false;
-  arg = trim(arg.substr(keyword.size()));
-  if (arg.empty() || arg.front() != '<') return false;
-  size_t close = arg.find('>');
-  if (close == std::string_view::npos) return false;
-  *address = std::string(arg.substr(1, close - 1));
-  for (char c : *address) {
-    if (static_cast<unsigned char>(c) < 0x21 || c == '<' || c == '>') return false;
-  }
-  std::string_view rest = arg.substr(close + 1);
-  if (!rest.empty() && rest.front() != ' ') return false;
-  rest = trim(rest);
-  while (!rest.empty()) {
-    size_t sp = rest.find(' ');
-    params->emplace_back(rest.substr(0, sp));
-    rest = sp == std::string_view::npos ? std::string_view() : trim(rest.substr(sp));
-  }
-  return true;
-}
-
-class Smtp : public api::LineReceiver {
- public:
-  explicit Smtp(std::shared_ptr<const SmtpConfig> config) : config_(std::move(config)) {}
-
-  void connectionMade() override {
-    peer_ = transport()->getPeer().toString();
-    setMaxLength(4096);  // RFC 5321: command lines 512, text lines 1000 octets; be generous
-    reply("220 " + config_->hostname + " ESMTP whorl");
-  }
-
-  void lineReceived(std::string_view line) override {
-    if (inData_) {
-      dataLine(line);
-      return;
-    }
-    size_t sp = line.find(' ');
-    std::string verb = upper(line.substr(0, sp));
-    std::string_view arg = sp == std::string_view::npos ? std::string_view() : trim(line.substr(sp));
-    if (verb == "EHLO" || verb == "HELO") {
-      hello(verb == "EHLO", arg);
-    } else if (verb == "STARTTLS") {
-      startTLS(arg);
-    } else if (verb == "MAIL") {
-      mail(arg);
-    } else if (verb == "RCPT") {
-      rcpt(arg);
-    } else if (verb == "DATA") {
-      data(arg);
-    } else if (verb == "RSET") {
-      resetTransaction();
-      reply("250 OK");
-    } else if (verb == "NOOP") {
-      reply("250 OK");
-    } else if (verb == "QUIT") {
-      reply("221 " + config_->hostname + " closing connection");
-      transport()->loseConnection();
-    } else if (verb == "VRFY" || verb == "EXPN") {
-      reply("502 Command not implemented");
-    } else if (verb == "HELP") {
-      reply("214 Commands: EHLO HELO STARTTLS MAIL RCPT DATA RSET NOOP QUIT HELP");
-    } else {
-      reply("500 Command not recognized");
-    }
-  }
-
-  void lineLengthExceeded(std::string_view partial) override {
-    WHORL_LOG(kWarning, "%s: line of %zu bytes is too long; closing", peer_.c_str(), partial.size());
-    reply("500 Line too long");
-    transport()->loseConnection();
-  }
-
-  void handshakeCompleted() override {
-    WHORL_LOG(kInfo, "%s: TLS started (%s %s)", peer_.c_str(), transport()->tlsVersion().c_str(),
-              transport()->cipher().c_str());
-  }
-
-  void connectionLost(const Status& reason) override {
-    if (!reason.isCleanClose()) {
-      WHORL_LOG(kWarning, "%s: connection lost: %s", peer_.c_str(), reason.message().c_str());
-    }
-  }
-
- private:
-  void reply(std::string_view line) { sendLine(line); }
-
-  bool secure() const { return transport()->isTLS(); }
-
-  void resetTransaction() {
-    inMail_ = false;
-    sender_.clear();
-    recipients_.clear();
-  }
-
-  // RFC 3207: before STARTTLS, refuse everything but EHLO/HELO, STARTTLS, NOOP, RSET and QUIT.
-  bool refusedWithoutTls() {
-    if (!config_->requireTls || secure()) return false;
-    reply("530 Must issue a STARTTLS command first");
-    return true;
-  }
-
-  void hello(bool extended, std::string_view arg) {
-    bool printable = true;
-    for (char c : arg) printable = printable && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
-    if (arg.empty() || !printable) {  // it goes into the Received: header
-      reply(extended ? "501 Syntax: EHLO hostname" : "501 Syntax: HELO hostname");
-      return;
-    }
-    resetTransaction();  // RFC 5321 §4.1.4: a greeting also resets the transaction
-    helo_ = std::string(arg);
-    if (!extended) {
-      reply("250 " + config_->hostname);
-      return;
-    }
-    std::vector<std::string> lines = {config_->hostname + " greets " + helo_, "PIPELINING",
-                                      "SIZE " + std::to_string(config_->maxSize), "8BITMIME"};
-    if (!secure()) lines.push_back("STARTTLS");
-    std::string out;
-    for (size_t i = 0; i < lines.size(); ++i) {
-      out += (i + 1 < lines.size() ? "250-" : "250 ") + lines[i] + "\r\n";
-    }
-    transport()->write(out);
-  }
-
-  void startTLS(std::string_view arg) {
-    if (!arg.empty()) {
-      reply("501 Syntax: STARTTLS takes no parameters");
-      return;
-    }
-    if (secure()) {
-      reply("503 TLS already active");
-      return;
-    }
-    reply("220 Ready to start TLS");
-    // Nothing from before the handshake counts any more (RFC 3207 §4.2). Plaintext the client
-    // pipelined behind STARTTLS is rejected by the transport (PipelinedInput::kReject).
-    helo_.clear();
-    resetTransaction();
-    if (Status s = transport()->startTLS(config_->tls); !s.isOk()) {
-      WHORL_LOG(kWarning, "%s: STARTTLS failed: %s", peer_.c_str(), s.message().c_str());
-      transport()->loseConnection();
-    }
-  }
-
-  void mail(std::string_view arg) {
-    if (refusedWithoutTls()) return;
-    if (helo_.empty()) {
-      reply("503 Bad sequence of commands: send EHLO/HELO first");
-      return;
-    }
-    if (inMail_) {
-      reply("503 Bad sequence of commands: nested MAIL command");
-      return;
-    }
-    std::string address;
-    std::vector<std::string> params;
-    if (!parsePath(arg, "FROM:", &address, &params)) {
-      reply("501 Syntax: MAIL FROM:<address>");
-      return;
-    }
-    for (const auto& p : params) {
-      std::string u = upper(p);
-      if (u.rfind("SIZE=", 0) == 0) {
-        char* end = nullptr;
-        unsigned long long size = std::strtoull(p.c_str() + 5, &end, 10);
-        if (end == p.c_str() + 5 || *end != '\0') {
-          reply("501 Syntax: SIZE=<number>");
-          return;
-        }
-        if (size > config_->maxSize) {
-          reply("552 Message size exceeds fixed maximum message size");
-          return;
-        }
-      } else if (u != "BODY=7BIT" && u != "BODY=8BITMIME") {
-        reply("555 MAIL FROM parameter not recognized: " + p);
-        return;
-      }
-    }
-    inMail_ = true;
-    sender_ = std::move(address);
-    reply("250 OK");
-  }
-
-  void rcpt(std::string_view arg) {
-    if (refusedWithoutTls()) return;
-    if (!inMail_) {
-      reply("503 Bad sequence of commands: need MAIL first");
-      return;
-    }
-    std::string address;
-    std::vector<std::string> params;
-    if (!parsePath(arg, "TO:", &address, &params) || address.empty()) {
-      reply("501 Syntax: RCPT TO:<address>");
-      return;
-    }
-    if (!params.empty()) {
-      reply("555 RCPT TO parameter not recognized: " + params.front());
-      return;
-    }
-    if (recipients_.size() >= kMaxRecipients) {
-      reply("452 Too many recipients");
-      return;
-    }
-    recipients_.push_back(std::move(address));
-    reply("250 OK");
-  }
-
-  void data(std::string_view arg) {
-    if (refusedWithoutTls()) return;
-    if (!arg.empty()) {
-      reply("501 Syntax: DATA takes no parameters");
-      return;
-    }
-    if (!inMail_) {
-      reply("503 Bad sequence of commands: need MAIL first");
-      return;
-    }
-    if (recipients_.empty()) {
-      reply("554 No valid recipients");
-      return;
-    }
-    inData_ = true;
-    tooBig_ = false;
-    body_.clear();
-    reply("354 End data with <CR><LF>.<CR><LF>");
-  }
-
-  void dataLine(std::string_view line) {
-    if (line == ".") {
-      finishData();
-      return;
-    }
-    if (!line.empty() && line.front() == '.') line.remove_prefix(1);  // dot-unstuffing
-    if (tooBig_ || body_.size() + line.size() + 2 > config_->maxSize) {
-      tooBig_ = true;  // keep reading to the end marker, store nothing
-      body_.clear();
-      return;
-    }
-    body_.append(line);
-    body_.append("\r\n");
-  }
-
-  void finishData() {
-    inData_ = false;
-    if (tooBig_) {
-      reply("552 Message size exceeds fixed maximum message size");
-    } else {
-      Mailbox::Envelope env{helo_, peer_, secure() ? transport()->tlsVersion() : std::string(),
-                            sender_, recipients_};
-      auto id = config_->mailbox->deliver(env, body_);
-      if (id) {
-        reply("250 OK: queued as " + *id);
-      } else {
-        WHORL_LOG(kError, "%s: cannot store a message: %s", peer_.c_str(),
-                  id.status().message().c_str());
-        reply("451 Requested action aborted: local error in processing");
-      }
-    }
-    body_.clear();
-    body_.shrink_to_fit();
-    resetTransaction();
-  }
-
-  std::shared_ptr<const SmtpConfig> config_;
-  std::string peer_;
-  std::string helo_;  // empty until EHLO/HELO (again after STARTTLS)
-  bool inMail_ = false;
-  std::string sender_;
-  std::vector<std::string> recipients_;
-  bool inData_ = false;
-  bool tooBig_ = false;
-  std::string body_;
-};
 
 std::string defaultHostname() {
   char name[256] = {};
@@ -449,6 +52,7 @@ int main(int argc, char** argv) {
   bool requireTls = false;
   uint64_t maxSize = 10 * 1024 * 1024;
   double drain = 10;
+  std::chrono::milliseconds idleTimeout = std::chrono::minutes(5);
   Flags flags("smtp_starttls",
               "SMTP server (RFC 5321 subset) with STARTTLS; prints each message it accepts.");
   flags.add("port", &port, "TCP port to listen on");
@@ -460,6 +64,9 @@ int main(int argc, char** argv) {
   flags.add("maildir", &maildir, "also store each message in this Maildir (created if missing)");
   flags.add("max-size", &maxSize, "largest message accepted, in bytes (advertised as SIZE)");
   flags.add("drain-timeout", &drain, "seconds open connections get to finish on SIGINT/SIGTERM");
+  flags.add("idle-timeout", &idleTimeout,
+            "close a connection that sends no command for this long, plain or after STARTTLS "
+            "(seconds, or with a unit: 500ms, 2m; 0: never)");
   flags.parseOrExit(argc, argv);
 
   auto cert = tls::PrivateCertificate::loadPEMFile(findDataFile(certPath));
@@ -472,12 +79,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "smtp_starttls: %s\n", options.status().message().c_str());
     return 1;
   }
-  auto config = std::make_shared<SmtpConfig>();
+  if (idleTimeout.count() < 0) {
+    std::fprintf(stderr, "smtp_starttls: --idle-timeout must not be negative\n");
+    return 2;
+  }
+  auto config = std::make_shared<smtp::SmtpConfig>();
   config->hostname = hostname;
   config->tls = options;
   config->requireTls = requireTls;
   config->maxSize = static_cast<size_t>(maxSize);
-  config->mailbox = std::make_shared<Mailbox>(hostname, maildir);
+  config->idleTimeout = idleTimeout;
+  config->mailbox = std::make_shared<smtp::Mailbox>(smtp::MailboxOptions{hostname, maildir, {}});
   if (Status s = config->mailbox->prepare(); !s.isOk()) {
     std::fprintf(stderr, "smtp_starttls: %s\n", s.message().c_str());
     return 1;
@@ -495,7 +107,7 @@ int main(int argc, char** argv) {
   so.interface = interface;
   auto listening =
       endpoint::TCP4ServerEndpoint(runtime, static_cast<uint16_t>(port), so)
-          .listen(api::Factory::forProtocol<Smtp>(std::shared_ptr<const SmtpConfig>(config)));
+          .listen(smtp::smtpFactory(config));
   if (!listening) {
     std::fprintf(stderr, "smtp_starttls: %s\n", listening.status().message().c_str());
     return 1;

@@ -234,4 +234,59 @@ run curl -sS --ssl-reqd --cacert "$CA" --resolve "example.com:$strict_port:127.0
 echo "ok: --require-tls: curl --ssl-reqd delivers after STARTTLS"
 stop strict
 
+# --- --idle-timeout: an idle client gets 421 and is closed, plain and after STARTTLS -------------
+start idle --idle-timeout 1
+cat >"$TMP/idle.py" <<'PY'
+import socket, ssl, sys, time
+
+port, mode, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+f = s.makefile("rb")
+
+def reply(f):
+    lines = []
+    while True:
+        line = f.readline()
+        if not line:
+            raise SystemExit("EOF; got %r" % lines)
+        lines.append(line.decode().rstrip("\r\n"))
+        if line[3:4] != b"-":
+            return "|".join(lines)
+
+reply(f)
+s.sendall(b"EHLO idle.test\r\n")
+reply(f)
+if mode == "tls":
+    s.sendall(b"STARTTLS\r\n")
+    print(reply(f))
+    ctx = ssl.create_default_context(cafile=ca)
+    s = ctx.wrap_socket(s, server_hostname="example.com")
+    f = s.makefile("rb")
+    s.sendall(b"EHLO idle.test\r\n")
+    reply(f)
+# Now idle: the server must speak first, then close.
+start = time.monotonic()
+rest = f.read()
+print("after %.1f s: %r" % (time.monotonic() - start, rest))
+PY
+: >"$TMP/stdin"
+for mode in plain tls; do
+  run python3 "$TMP/idle.py" "$idle_port" "$mode" "$CA"
+  [[ $rc == 0 ]] || fail "idle $mode client: $out $err"
+  grep -q "^after [0-9.]* s: b'421 mx.whorl.test idle timeout, closing connection\\\\r\\\\n'$" <<<"$out" ||
+    fail "idle $mode client did not get 421 and EOF: $out"
+  # Closed by the timeout, not at once: about 1 s after the last reply.
+  elapsed=$(sed -n 's/^after \([0-9.]*\) s:.*/\1/p' <<<"$out")
+  awk -v e="$elapsed" 'BEGIN { exit !(e >= 0.5) }' || fail "idle $mode: closed after only $elapsed s"
+done
+grep -q "^220 Ready to start TLS" <<<"$out" || fail "the TLS idle client did not start TLS: $out"
+for _ in $(seq 1 200); do
+  [[ "$(grep -c "idle timeout, no activity for 1 s" "$TMP/idle.log")" -ge 2 ]] && break
+  sleep 0.05
+done
+[[ "$(grep -c "idle timeout, no activity for 1 s" "$TMP/idle.log")" -ge 2 ]] ||
+  fail "the log does not name the idle timeout twice: $(cat "$TMP/idle.log")"
+echo "ok: --idle-timeout 1: idle clients get 421 and are closed, plain and after STARTTLS; logged"
+stop idle
+
 echo "PASS"
