@@ -49,6 +49,15 @@ std::string ServiceMetrics::render(reactor::Runtime& runtime) const {
   perShard("whorl_accept_errors_total",
            "accept() failures (descriptor or memory exhaustion, aborted connections).",
            [](const reactor::ShardStats& s) -> const std::atomic<uint64_t>& { return s.acceptErrors; });
+  perShard("whorl_ring_submit_retries_total",
+           "Submissions made early because the io_uring submission queue was full.",
+           [](const reactor::ShardStats& s) -> const std::atomic<uint64_t>& { return s.ring.submitRetries; });
+  perShard("whorl_ring_cq_overflows_total",
+           "Times the io_uring completion queue was found overflowing into the kernel's list.",
+           [](const reactor::ShardStats& s) -> const std::atomic<uint64_t>& { return s.ring.cqOverflows; });
+  perShard("whorl_ring_cq_dropped_total",
+           "io_uring completions the kernel dropped (cq.koverflow): lost operations, never normal.",
+           [](const reactor::ShardStats& s) -> const std::atomic<uint64_t>& { return s.ring.cqDropped; });
   tls::TlsModeCounts modes = tls::tlsModeCounts();
   metrics::appendFamilyHeader(out, "whorl_tls_connections_total",
                               "TLS connections by where the record crypto ran.",

@@ -225,7 +225,9 @@ void Shard::run(std::function<void(Status)> ready) {
     ready(Status::fromErrno(errno, "eventfd"));
     return;
   }
-  auto ring = uring::Ring::create(options_.ring);
+  uring::RingOptions ringOptions = options_.ring;
+  ringOptions.stats = &stats_.ring;
+  auto ring = uring::Ring::create(ringOptions);
   if (!ring) {
     ready(ring.status());
     return;

@@ -80,6 +80,7 @@ struct ShardStats {
   std::atomic<uint64_t> recvRearms{0};  // multishot receives re-armed after -ENOBUFS
   std::atomic<uint64_t> proxyErrors{0};  // PROXY protocol headers malformed, oversized or late
   std::atomic<uint64_t> mailboxRejected{0};  // tryPost() refused: the mailbox was full
+  uring::RingStats ring;  // the shard's ring counts here (ShardOptions::ring.stats is ignored)
 };
 
 struct ShardOptions {

@@ -10,24 +10,44 @@
 //
 // Set-up tries SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then no flags; mode() names the
 // choice. With SINGLE_ISSUER only the creating thread may submit, so a shard creates its ring on
-// its own thread. Not thread-safe: one thread owns a Ring.
+// its own thread. Not thread-safe: one thread owns a Ring. RingStats (the slow paths' counters)
+// belong to whoever passes them in RingOptions and may be read from any thread.
+//
+// A full submission queue is the slow path: sqe() submits to make room. When the kernel holds
+// completions in its overflow list (the completion queue was full), or refuses the submit
+// (-EBUSY on kernels that will not accept work while the overflow list is non-empty, -EAGAIN when
+// short of memory), sqe() first copies the completion queue into a backlog, so the kernel has room
+// again and the retry can succeed; it never runs an Op (a completion handler may call sqe()).
+// dispatch() completes the backlog before the queue, in the order the kernel posted them.
 #pragma once
 
 #include <liburing.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "framework/base/status.h"
 #include "framework/uring/op.h"
 
 namespace whorl::uring {
 
+// What the slow paths did. The ring's thread counts; any thread may read.
+struct RingStats {
+  std::atomic<uint64_t> submitRetries{0};  // submits made because the submission queue was full
+  std::atomic<uint64_t> submitsRefused{0};  // of those, submits the kernel refused (-EBUSY, ...)
+  std::atomic<uint64_t> cqOverflows{0};  // times completions were found in the overflow list
+  std::atomic<uint64_t> cqDropped{0};  // completions the kernel lost (its cq.koverflow), last seen
+};
+
 struct RingOptions {
   unsigned entries = 1024;  // submission queue size; the completion queue is 4x
   // Try the newest set-up flags first. Tests turn this off to exercise the plain path.
   bool tryTaskrunFlags = true;
+  // Where to count; must outlive the Ring. Null: the ring counts into its own (stats()).
+  RingStats* stats = nullptr;
 };
 
 class Ring {
@@ -42,27 +62,50 @@ class Ring {
   io_uring* raw() { return &ring_; }
 
   // A free submission entry; submits pending entries to make room when the queue is full.
-  io_uring_sqe* sqe();
+  io_uring_sqe* sqe() {
+    io_uring_sqe* s = io_uring_get_sqe(&ring_);
+    if (s == nullptr) [[unlikely]] s = makeRoom();
+    io_uring_sqe_set_data(s, nullptr);
+    return s;
+  }
   static void setOp(io_uring_sqe* sqe, Op* op) { io_uring_sqe_set_data(sqe, op); }
 
   // Submits pending entries and waits for at least `waitNr` completions or the timeout (null: no
-  // timeout). Returns the number submitted or -errno; -ETIME and -EINTR are not failures.
+  // timeout). Returns the number submitted or -errno; -ETIME and -EINTR are not failures. Does not
+  // wait while the backlog holds completions: they are ready now.
   int submitAndWait(unsigned waitNr, const __kernel_timespec* timeout);
   int submit();
   unsigned pendingSubmissions() const { return io_uring_sq_ready(&ring_); }
 
-  // Completes every available completion: copies a batch, frees the queue slots, then calls each
-  // Op's complete(). Returns how many completions were dispatched.
+  // Completes every available completion: the backlog first, then the queue (copies a batch,
+  // frees the queue slots, then calls each Op's complete()). Returns how many were dispatched.
   unsigned dispatch();
 
   uint64_t submittedTotal() const { return submittedTotal_; }
+  const RingStats& stats() const { return *stats_; }
 
  private:
+  struct Completion {
+    uint64_t data;
+    int res;
+    uint32_t flags;
+  };
+
   Ring() = default;
+  io_uring_sqe* makeRoom();
+  void reapIntoBacklog();
+  void countOverflow();
+  static void complete(const Completion& c);
+
   io_uring ring_{};
   bool initialized_ = false;
   std::string mode_;
   uint64_t submittedTotal_ = 0;
+  RingStats ownStats_;
+  RingStats* stats_ = &ownStats_;
+  // Completions sqe() reaped to make room, oldest first; dispatch() completes them.
+  std::vector<Completion> backlog_;
+  std::vector<Completion> backlogScratch_;
 };
 
 }  // namespace whorl::uring

@@ -432,9 +432,13 @@ class MetricsTest(ServiceTest):
         # Counted by where the record crypto runs, so only for completed handshakes.
         self.assertEqual(metric_sum(m, "whorl_tls_connections_total"), 4)
         self.assertEqual(metric_sum(m, "whorl_proxy_header_errors_total"), 0)
+        # The default ring is far bigger than this load.
+        self.assertEqual(metric_sum(m, "whorl_ring_cq_overflows_total"), 0)
+        self.assertEqual(metric_sum(m, "whorl_ring_cq_dropped_total"), 0)
         # Every per-shard family has one series per shard (--shards 2).
         for name in ("whorl_connections_accepted_total", "whorl_connections_open",
-                     "whorl_received_bytes_total", "whorl_proxy_header_errors_total"):
+                     "whorl_received_bytes_total", "whorl_proxy_header_errors_total",
+                     "whorl_ring_submit_retries_total", "whorl_ring_cq_overflows_total"):
             shards = sorted(dict(ls)["shard"] for (n, ls) in m if n == name)
             self.assertEqual(shards, ["0", "1"], name)
         rec = [e for e in svc.closed_events() if e["peer"] == bad_peer][0]

@@ -597,7 +597,6 @@ void ShardLoad::start() {
   } else {
     warmupTimer_ = shard_.callLater(plan_.measureFrom - now, [this] { beginMeasuring(); });
   }
-  endTimer_ = shard_.callLater(plan_.measureUntil - now, [this] { end(); });
   scanTimer_ = shard_.callLater(std::chrono::milliseconds(50), [this] { scan(); });
   for (auto& s : slots_) s->start(now);
 }
@@ -607,6 +606,9 @@ void ShardLoad::beginMeasuring() {
   measuring_ = true;
   measureStarted_ = true;
   measureStart_ = Clock::now();
+  // The whole duration from here: a busy shard runs the warm-up timer late, and ending at the
+  // planned time would measure less than was asked for.
+  endTimer_ = shard_.callLater(plan_.measureUntil - plan_.measureFrom, [this] { end(); });
   wireIn0_ = shard_.stats().bytesIn.load(std::memory_order_relaxed);
   wireOut0_ = shard_.stats().bytesOut.load(std::memory_order_relaxed);
 }

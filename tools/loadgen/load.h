@@ -47,7 +47,7 @@ struct LoadPlan {
   Clock::duration interval{};                      // open loop: between a connection's requests
   Clock::time_point start;                         // load starts
   Clock::time_point measureFrom;                   // start + warm-up
-  Clock::time_point measureUntil;                  // measureFrom + duration
+  Clock::time_point measureUntil;                  // measureFrom + duration (a late start shifts it)
 };
 
 class Slot;
