@@ -984,11 +984,13 @@ class SendTimeoutTest(ServiceTest):
                          "--listen", self.ssl_listen(), "--metrics", self.METRICS)
         tcp = small_rcvbuf_connect("127.0.0.1", svc.port(0))
         self.addCleanup(tcp.close)
+        send_until_stalled(tcp)
+        # The TLS client connects only now: idle while the TCP one filled (over 1 s under ASan on
+        # a loaded host), it would be closed by the idle timeout before it sent anything.
         raw = small_rcvbuf_connect("127.0.0.1", svc.port(1))
         self.addCleanup(raw.close)
         tls = client_context().wrap_socket(raw, server_hostname=HOSTNAME)
         self.addCleanup(tls.close)
-        send_until_stalled(tcp)
         send_until_stalled(tls)
         for s in (tcp, tls):
             rec = svc.wait_closed_event(peer_of(s), timeout=WAIT + 5)
