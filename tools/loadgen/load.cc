@@ -21,8 +21,10 @@ constexpr Clock::duration kLate = std::chrono::milliseconds(1);
 // How long a handshake-mode connection stays open for the server's session ticket (TLS 1.3 sends
 // it after the handshake) when nothing else will read it.
 constexpr Clock::duration kTicketWait = std::chrono::milliseconds(250);
-// After this many waits without any ticket, the shard stops waiting.
-constexpr int kTicketWaitsBeforeGivingUp = 3;
+// Until the first ticket arrives the shard waits this long before deciding that the server sends
+// none: a slow server (a sanitizer build, a loaded host) sends its first ticket seconds late, and
+// giving up early makes every later resumed handshake fail.
+constexpr Clock::duration kFirstTicketWait = std::chrono::seconds(5);
 
 uint64_t micros(Clock::duration d) {
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -683,9 +685,9 @@ void ShardLoad::scan() {
   if (over()) return;
   auto now = Clock::now();
   for (auto& s : slots_) s->scan(now);
-  if (!ticketWaiters_.empty() && now - ticketWaiters_.front()->parkedAt() > kTicketWait) {
-    if (ticketsSeen_ == 0 && ++ticketTimeouts_ >= kTicketWaitsBeforeGivingUp)
-      ticketsGivenUp_ = true;
+  auto wait = ticketsSeen_ == 0 ? kFirstTicketWait : kTicketWait;
+  if (!ticketWaiters_.empty() && now - ticketWaiters_.front()->parkedAt() > wait) {
+    if (ticketsSeen_ == 0) ticketsGivenUp_ = true;
     releaseTicketWaiters(true);
   }
   scanTimer_ = shard_.callLater(std::chrono::milliseconds(50), [this] { scan(); });

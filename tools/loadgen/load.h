@@ -136,7 +136,6 @@ class ShardLoad {
   std::vector<Slot*> ticketScratch_;
   bool ticketReleaseQueued_ = false;
   uint64_t ticketsSeen_ = 0;
-  int ticketTimeouts_ = 0;
   bool ticketsGivenUp_ = false;
 };
 
