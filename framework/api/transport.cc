@@ -18,6 +18,11 @@ const char* toString(TlsMode mode) {
   return "";
 }
 
+Status fileEndedEarly(uint64_t missing) {
+  return Status(Status::Code::kIo, "sendFile: the file ended " + std::to_string(missing) +
+                                       " bytes before the requested length");
+}
+
 LowerTransport* lowerTransportOf(Transport& transport) { return transport.lower(); }
 
 void readFileBlocking(int fd, uint64_t offset, size_t length,
@@ -53,8 +58,7 @@ void Transport::sendFile(int fd, uint64_t offset, uint64_t length,
       return;
     }
     if (eof) {
-      done(Status(Status::Code::kIo, "sendFile: the file ended " + std::to_string(length) +
-                                         " bytes before the requested length"));
+      done(fileEndedEarly(length));
       return;
     }
   }

@@ -94,6 +94,10 @@ enum class TlsMode {
 // "", "userspace", "kernel TX", "kernel TX+RX": the words logs, metrics and tests print.
 const char* toString(TlsMode mode);
 
+// The failure a sendFile reports when the file is shorter than asked: "sendFile: the file ended
+// N bytes before the requested length" (every transport and layer says it the same way).
+Status fileEndedEarly(uint64_t missing);
+
 class LowerTransport;  // framework/api/lower_transport.h
 
 class Transport {

@@ -162,9 +162,7 @@ void TcpTransport::onSpliceIn(int res, uint32_t) {
     return;
   }
   if (res <= 0) {
-    Status why = res == 0 ? Status(Status::Code::kIo,
-                                   "sendFile: the file ended " + std::to_string(file_->remaining) +
-                                       " bytes before the requested length")
+    Status why = res == 0 ? api::fileEndedEarly(file_->remaining)
                           : Status::fromErrno(-res, "sendFile: splice from the file");
     finishFile(why);
     closeNow(why, false);

@@ -660,9 +660,7 @@ void TlsLayer::pumpFile() {
       FileSend& cur = files_.front();
       if (!r || r->empty()) {
         Status why = !r ? r.status()
-                        : Status(Status::Code::kIo, "sendFile: the file ended " +
-                                                        std::to_string(cur.remaining) +
-                                                        " bytes before the requested length");
+                        : api::fileEndedEarly(cur.remaining);
         auto done = std::move(cur.done);
         files_.pop_front();
         if (done) done(why);
