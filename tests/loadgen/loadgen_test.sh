@@ -137,10 +137,20 @@ check "plain TCP connection per request" "$GOOD"
 
 # --- open loop ------------------------------------------------------------------------------------
 run --mode=http --rate 500 --connections 10 --duration 2 --warmup 0.5 --json \
-  --target "127.0.0.1:$https_port" "${TLS[@]}"
+  --target "127.0.0.1:$https_port" "${TLS[@]}" --server-pid "$https_pid"
 [[ $rc == 0 ]] || fail "open loop: exit $rc: $out $err"
 check "open loop at 500/s" "$GOOD"
 check "open loop at 500/s" '350 <= d["requests_per_sec"] <= 650 and d["rate"] == 500'
+# --server-pid: the server's CPU and wake-ups over the window (it served ~1000 requests: it ran
+# and slept), per request consistent with the totals.
+check "server CPU" "d['server']['pid'] == $https_pid and d['server']['cpu_s'] > 0 and d['server']['wakeups'] > 0"
+check "server CPU" 'abs(d["server"]["cpu_us_per_req"] - d["server"]["cpu_s"] * 1e6 / d["requests"]) < 0.01 * d["server"]["cpu_us_per_req"] + 0.01'
+check "server CPU" 'abs(d["server"]["cpu_s"] - d["server"]["user_s"] - d["server"]["sys_s"]) < 1e-3'
+run --mode=http --duration 0.5 --warmup 0 --connections 2 --json --target "127.0.0.1:$https_port" "${TLS[@]}"
+check "no --server-pid, no server figures" '"server" not in d'
+run --mode=http --target "127.0.0.1:$https_port" "${TLS[@]}" --server-pid 999999999 --json
+[[ $rc == 2 && "$err" == *"--server-pid: no process 999999999"* ]] || fail "bad --server-pid: exit $rc: $err"
+echo "ok: bad --server-pid: $err"
 
 run --mode=handshake --resume --rate 100 --connections 4 --duration 2 --warmup 0.5 --json \
   --target "127.0.0.1:$https_port" "${TLS[@]}"

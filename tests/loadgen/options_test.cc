@@ -96,6 +96,7 @@ TEST(LoadOptions, Errors) {
            {{"--target", "h:1", "--tls=off", "--ca", "x.pem"}, "--ca"},
            {{"--target", "h:1", "--connections", "0"}, "--connections"},
            {{"--target", "h:1", "--pipeline", "0"}, "--pipeline"},
+           {{"--target", "h:1", "--server-pid", "-3"}, "--server-pid"},
            {{"--target", "h:1", "--mode=handshake", "--pipeline", "2"}, "--pipeline"},
            {{"--target", "h:1", "--request", "http"}, "--request"},
            {{"--target", "h:1", "--mode=handshake", "--request", "ftp"}, "--request"},

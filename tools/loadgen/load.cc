@@ -608,6 +608,7 @@ void ShardLoad::beginMeasuring() {
   measuring_ = true;
   measureStarted_ = true;
   measureStart_ = Clock::now();
+  if (plan_.serverCpu != nullptr) plan_.serverCpu->begin();
   // The whole duration from here: a busy shard runs the warm-up timer late, and ending at the
   // planned time would measure less than was asked for.
   endTimer_ = shard_.callLater(plan_.measureUntil - plan_.measureFrom, [this] { end(); });
@@ -619,6 +620,7 @@ void ShardLoad::end() {
   if (ended_) return;
   measureEnd_ = Clock::now();
   if (measureStarted_) {
+    if (plan_.serverCpu != nullptr) plan_.serverCpu->end();
     stats_.bytesIn = shard_.stats().bytesIn.load(std::memory_order_relaxed) - wireIn0_;
     stats_.bytesOut = shard_.stats().bytesOut.load(std::memory_order_relaxed) - wireOut0_;
   }

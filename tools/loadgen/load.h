@@ -27,6 +27,7 @@
 #include "framework/tls/options.h"
 #include "tools/loadgen/options.h"
 #include "tools/loadgen/report.h"
+#include "tools/loadgen/server_cpu.h"
 
 typedef struct ssl_st SSL;
 typedef struct ssl_session_st SSL_SESSION;
@@ -48,6 +49,7 @@ struct LoadPlan {
   Clock::time_point start;                         // load starts
   Clock::time_point measureFrom;                   // start + warm-up
   Clock::time_point measureUntil;                  // measureFrom + duration (a late start shifts it)
+  WindowSampler* serverCpu = nullptr;              // --server-pid: sampled at the window's edges
 };
 
 class Slot;

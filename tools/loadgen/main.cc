@@ -172,6 +172,13 @@ int main(int argc, char** argv) {
   plan.measureUntil = plan.measureFrom + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(o.duration));
 
+  std::optional<WindowSampler> serverCpu;
+  if (o.serverPid > 0) {
+    if (auto probe = sampleProcessTree(o.serverPid); !probe) return usageError(probe.status().message());
+    serverCpu.emplace(o.serverPid, o.shards);
+    plan.serverCpu = &*serverCpu;
+  }
+
   std::atomic<int> running{o.shards};
   std::vector<std::unique_ptr<ShardLoad>> loads;
   for (int i = 0; i < o.shards; ++i) {
@@ -245,6 +252,19 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(late), late == 1 ? "" : "s",
                   100.0 * static_cast<double>(late) / static_cast<double>(total.requests));
     info.notes.push_back(buf);
+  }
+
+  if (serverCpu) {
+    info.serverPid = o.serverPid;
+    if (auto w = serverCpu->window()) {
+      info.serverSampled = true;
+      info.serverUserSeconds = w->userSeconds();
+      info.serverSystemSeconds = w->systemSeconds();
+      info.serverWakeups = w->wakeups();
+      info.serverPreemptions = w->preemptions();
+    } else {
+      info.notes.push_back("the server's CPU was not measured: " + serverCpu->error());
+    }
   }
 
   std::string out = o.json ? formatJson(info, total) + "\n" : formatText(info, total);

@@ -56,6 +56,9 @@ void addFlags(Flags& flags, FlagValues& v) {
   flags.add("ktls", &o->ktls, "kernel TLS on the client side: off, auto or require");
   flags.add("cpus", &v.cpus,
             "pin shard i to the i-th CPU of this list, e.g. 1 or 0,2-3 (default: unpinned)");
+  flags.add("server-pid", &o->serverPid,
+            "the server's process id: report its CPU time and wake-ups per request over the "
+            "measured window (from /proc; its threads and child processes count)");
   flags.add("json", &o->json, "print one line of JSON instead of the table");
   flags.add("verbose", &o->verbose, "log whorl's start-up and connection messages");
 }
@@ -235,6 +238,7 @@ Status parseLoadOptions(int argc, const char* const* argv, LoadOptions* out) {
       return bad("--path: spaces and control characters must be percent-encoded");
     }
   }
+  if (o.serverPid < 0) return bad("--server-pid must be a process id");
   if (!v.cpus.empty()) WHORL_RETURN_IF_ERROR(parseCpuList(v.cpus, &o.cpus));
   *out = o;
   return Status::ok();

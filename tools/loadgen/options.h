@@ -43,6 +43,7 @@ struct LoadOptions {
   double timeout = 10;  // seconds, for connect, handshake and each request
   std::string ktls = "off";
   std::vector<int> cpus;  // pin the shards to these CPUs; empty: no pinning
+  int serverPid = 0;      // the server under test, for its CPU per request; 0: none
   bool json = false;
   bool verbose = false;
   bool help = false;

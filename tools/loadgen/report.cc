@@ -164,6 +164,16 @@ std::string formatText(const RunInfo& info, const LoadStats& s) {
   out += format("  %-11s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9.1f\n",
                 "", h.percentile(50), h.percentile(90), h.percentile(99), h.percentile(99.9),
                 h.max(), h.mean());
+  if (info.serverSampled) {
+    double n = s.requests > 0 ? static_cast<double>(s.requests) : 1;
+    out += format("  %-11s pid %d: %.2f us CPU/request (user %.2f, sys %.2f), %.3f wake-ups/request, "
+                  "%.0f%% of a core\n",
+                  "server", info.serverPid,
+                  (info.serverUserSeconds + info.serverSystemSeconds) * 1e6 / n,
+                  info.serverUserSeconds * 1e6 / n, info.serverSystemSeconds * 1e6 / n,
+                  static_cast<double>(info.serverWakeups) / n,
+                  w > 0 ? 100 * (info.serverUserSeconds + info.serverSystemSeconds) / w : 0.0);
+  }
   out += format("  %-11s %12" PRIu64 "   ", "errors", s.totalErrors());
   out += s.totalErrors() == 0 ? "" : describeErrors(s);
   out += "\n";
@@ -210,6 +220,22 @@ std::string formatJson(const RunInfo& info, const LoadStats& s) {
   o += ",\"p99_9\":" + std::to_string(h.percentile(99.9));
   o += ",\"max\":" + std::to_string(h.max());
   o += "}";
+  if (info.serverSampled) {
+    double n = s.requests > 0 ? static_cast<double>(s.requests) : 1;
+    double cpu = info.serverUserSeconds + info.serverSystemSeconds;
+    o += ",\"server\":{\"pid\":" + std::to_string(info.serverPid);
+    o += ",\"cpu_s\":" + jsonNumber(cpu, 4);
+    o += ",\"user_s\":" + jsonNumber(info.serverUserSeconds, 4);
+    o += ",\"sys_s\":" + jsonNumber(info.serverSystemSeconds, 4);
+    o += ",\"cpu_util\":" + jsonNumber(w > 0 ? cpu / w : 0, 4);
+    o += ",\"cpu_us_per_req\":" + jsonNumber(cpu * 1e6 / n, 3);
+    o += ",\"user_us_per_req\":" + jsonNumber(info.serverUserSeconds * 1e6 / n, 3);
+    o += ",\"sys_us_per_req\":" + jsonNumber(info.serverSystemSeconds * 1e6 / n, 3);
+    o += ",\"wakeups\":" + std::to_string(info.serverWakeups);
+    o += ",\"wakeups_per_req\":" + jsonNumber(static_cast<double>(info.serverWakeups) / n, 4);
+    o += ",\"preemptions\":" + std::to_string(info.serverPreemptions);
+    o += "}";
+  }
   o += ",\"errors\":" + std::to_string(s.totalErrors());
   o += ",\"errors_by_kind\":{";
   for (int k = 0; k < kErrorKinds; ++k) {

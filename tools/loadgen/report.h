@@ -69,6 +69,13 @@ struct RunInfo {
   double windowSeconds = 0;  // the measured time
   double warmupSeconds = 0;
   std::vector<std::string> notes;  // printed under the table, "notes" in JSON
+  // --server-pid: the server's CPU and wake-ups over the measured window.
+  int serverPid = 0;
+  bool serverSampled = false;
+  double serverUserSeconds = 0;
+  double serverSystemSeconds = 0;
+  uint64_t serverWakeups = 0;      // voluntary context switches
+  uint64_t serverPreemptions = 0;  // involuntary ones
 };
 
 std::string formatText(const RunInfo& info, const LoadStats& stats);
