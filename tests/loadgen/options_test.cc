@@ -140,6 +140,7 @@ TEST(Report, JsonHasEveryField) {
   info.shards = 1;
   info.windowSeconds = 2;
   info.notes = {"a note"};
+  info.lateRequests = 7;
   LoadStats s;
   s.requests = 1000;
   s.handshakes = 4;
@@ -155,7 +156,18 @@ TEST(Report, JsonHasEveryField) {
        {"\"mode\":\"http\"", "\"requests\":1000", "\"requests_per_sec\":500.0",
         "\"handshakes_per_sec\":2.0", "\"resumed_fraction\":0.2500", "\"mb_in_per_sec\":1.000",
         "\"mb_out_per_sec\":0.500", "\"p50\":100", "\"p99_9\":200", "\"max\":200", "\"errors\":3",
-        "\"timeout\":1", "\"status-503\":2", "\"path\":\"/a\\\"b\"", "\"notes\":[\"a note\"]"}) {
+        "\"timeout\":1", "\"status-503\":2", "\"path\":\"/a\\\"b\"", "\"notes\":[\"a note\"]", "\"late_requests\":7"}) {
+    EXPECT_NE(json.find(field), std::string::npos) << field << " in " << json;
+  }
+  EXPECT_EQ(json.find("\"server\""), std::string::npos) << "no --server-pid, no server figures";
+  info.serverPid = 42;
+  info.serverSampled = true;
+  info.serverUserSeconds = 0.004;
+  info.serverSystemSeconds = 0.006;
+  info.serverWakeups = 500;
+  json = formatJson(info, s);
+  for (const char* field : {"\"server\":{\"pid\":42", "\"cpu_s\":0.0100", "\"cpu_us_per_req\":10.000",
+                            "\"user_us_per_req\":4.000", "\"wakeups_per_req\":0.5000"}) {
     EXPECT_NE(json.find(field), std::string::npos) << field << " in " << json;
   }
   EXPECT_EQ(json.find('\n'), std::string::npos);
@@ -164,7 +176,8 @@ TEST(Report, JsonHasEveryField) {
 
   std::string text = formatText(info, s);
   for (const char* part : {"requests", "handshakes", "MB in", "MB out", "latency us", "p99.9",
-                           "errors", "timeout 1, status-503 2", "note: a note"}) {
+                           "errors", "timeout 1, status-503 2", "note: a note",
+                           "pid 42: 10.00 us CPU/request (user 4.00, sys 6.00), 0.500 wake-ups/request"}) {
     EXPECT_NE(text.find(part), std::string::npos) << part << " in\n" << text;
   }
 }

@@ -244,6 +244,7 @@ int main(int argc, char** argv) {
   if (o.resume && total.handshakes > 0 && total.resumed == 0) {
     info.notes.push_back("no handshake resumed a session");
   }
+  info.lateRequests = late;
   if (late > 0 && total.requests > 0) {
     char buf[256];
     std::snprintf(buf, sizeof(buf),

@@ -200,6 +200,7 @@ std::string formatJson(const RunInfo& info, const LoadStats& s) {
   o += ",\"duration_s\":" + jsonNumber(w, 3);
   o += ",\"warmup_s\":" + jsonNumber(info.warmupSeconds, 3);
   o += ",\"requests\":" + std::to_string(s.requests);
+  o += ",\"late_requests\":" + std::to_string(info.lateRequests);
   o += ",\"requests_per_sec\":" + jsonNumber(perSecond(s.requests, w), 1);
   o += ",\"handshakes\":" + std::to_string(s.handshakes);
   o += ",\"handshakes_per_sec\":" + jsonNumber(perSecond(s.handshakes, w), 1);

@@ -68,6 +68,7 @@ struct RunInfo {
   bool resume = false;
   double windowSeconds = 0;  // the measured time
   double warmupSeconds = 0;
+  uint64_t lateRequests = 0;  // open loop: sent over 1 ms behind schedule
   std::vector<std::string> notes;  // printed under the table, "notes" in JSON
   // --server-pid: the server's CPU and wake-ups over the measured window.
   int serverPid = 0;
