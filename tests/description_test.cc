@@ -4,6 +4,9 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <cstdlib>
 #include <netinet/in.h>
@@ -14,7 +17,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
@@ -409,6 +414,85 @@ TEST(ServerSpec, SslSpecCarriesTheTlsOptions) {
     ASSERT_FALSE(s) << bad;
     EXPECT_NE(s.status().message().find("alpn"), std::string::npos) << s.status().message();
   }
+}
+
+// A file in the test's scratch directory holding `text`.
+std::string scratchFile(const std::string& name, const std::string& text) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+std::string fileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST(ServerSpec, SslKeyAndCertificateFiles) {
+  std::string key = certPath("test/localhost.key");
+  // certKey names the certificate; a chain after it counts only in a file that holds the key too.
+  auto spec = serverSpecFromString("ssl:0:privateKey=" + key +
+                                   ":certKey=" + certPath("test/localhost-chain.pem"));
+  ASSERT_TRUE(spec) << spec.status().message();
+  EXPECT_EQ(spec->tls->certificate.commonName(), "localhost");
+  EXPECT_TRUE(spec->tls->extraCertChain.empty());
+  std::string combined = scratchFile("combined.pem", fileText(certPath("test/localhost.pem")) +
+                                                         fileText(certPath("test/intermediate.pem")));
+  spec = serverSpecFromString("ssl:0:privateKey=" + combined);
+  ASSERT_TRUE(spec) << spec.status().message();
+  ASSERT_EQ(spec->tls->extraCertChain.size(), 1u);
+  EXPECT_EQ(spec->tls->extraCertChain[0].commonName(), "whorl Test Intermediate CA");
+
+  auto error = [](const std::string& text) {
+    auto s = serverSpecFromString(text);
+    EXPECT_FALSE(s) << text;
+    return s ? std::string() : s.status().message();
+  };
+  std::string m = error("ssl:0:privateKey=" + key + ":certKey=/nonexistent/cert.pem");
+  EXPECT_NE(m.find("certKey: cannot read /nonexistent/cert.pem"), std::string::npos) << m;
+  std::string crt = certPath("test/localhost.crt");
+  m = error("ssl:0:privateKey=" + crt);
+  EXPECT_NE(m.find("privateKey: " + crt + ": no PEM private key found"), std::string::npos) << m;
+  m = error("ssl:0:privateKey=" + key + ":certKey=" + key);
+  EXPECT_NE(m.find("certKey: " + key + ": no PEM certificate found"), std::string::npos) << m;
+}
+
+// A self-signed certificate with a 512-bit RSA key, key first, as one PEM text.
+std::string weakIdentityPem() {
+  EVP_PKEY* key = EVP_RSA_gen(512);
+  X509* x = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("weak.example"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509_sign(x, key, EVP_sha256());
+  BIO* out = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr);
+  PEM_write_bio_X509(out, x);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(out, &data);
+  std::string pem(data, static_cast<size_t>(n));
+  BIO_free(out);
+  X509_free(x);
+  EVP_PKEY_free(key);
+  return pem;
+}
+
+// Only building the TLS context finds some problems (here OpenSSL's security level, which
+// depends on the other options): parsing builds it so that they are reported at once.
+TEST(ServerSpec, SslOptionsOnlyOpenSslJudgesAreCheckedWhenParsing) {
+  std::string weak = scratchFile("weak.pem", weakIdentityPem());
+  auto spec = serverSpecFromString("ssl:0:privateKey=" + weak);
+  ASSERT_FALSE(spec);
+  EXPECT_NE(spec.status().message().find("ee key too small"), std::string::npos)
+      << spec.status().message();
+  // Allowing TLS 1.0 lowers the security level to 0, where the key is accepted.
+  spec = serverSpecFromString("ssl:0:privateKey=" + weak + ":tlsMinimum=1.0");
+  EXPECT_TRUE(spec) << spec.status().message();
 }
 
 TEST_F(FromStringTest, TlsClientErrors) {

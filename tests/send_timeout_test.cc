@@ -14,6 +14,7 @@
 #include "framework/endpoint/endpoint.h"
 #include "framework/net/tcp_transport.h"
 #include "framework/reactor/runtime.h"
+#include "tests/pattern_producer.h"
 #include "tests/socket_util.h"
 
 namespace whorl {
@@ -55,10 +56,10 @@ struct Shared {
   std::promise<Status> lost;
 };
 
-// Writes `total` bytes of a pattern (byte i is i % 251), then loseConnection().
-class Writer : public api::Protocol {
+// Writes s->total bytes of the test pattern, then loseConnection().
+class Writer : public testutil::PatternProducer {
  public:
-  explicit Writer(Shared* s) : s_(s) {}
+  explicit Writer(Shared* s) : PatternProducer(s->total, s->ignorePause), s_(s) {}
   void connectionMade() override {
     // A small kernel send buffer (the kernel doubles it), so that the peer's pace, not the
     // kernel's memory, governs how fast the server's sends complete.
@@ -67,12 +68,7 @@ class Writer : public api::Protocol {
       int size = 16384;
       setsockopt(tcp->fd(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
     }
-    produce();
-  }
-  void pauseProducing() override { paused_ = true; }
-  void resumeProducing() override {
-    paused_ = false;
-    produce();
+    PatternProducer::connectionMade();
   }
   void connectionLost(const Status& reason) override {
     sample_.cancel();
@@ -80,31 +76,16 @@ class Writer : public api::Protocol {
   }
 
  private:
-  void produce() {
-    static const std::string pattern = [] {
-      std::string p(64 * 1024 + 251, '\0');
-      for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<char>(i % 251);
-      return p;
-    }();
-    while ((!paused_ || s_->ignorePause) && sent_ < s_->total && !transport()->disconnecting()) {
-      size_t n = std::min<size_t>(64 * 1024, s_->total - sent_);
-      transport()->write(std::string_view(pattern.data() + sent_ % 251, n));
-      sent_ += n;
-      s_->written.store(sent_);
-    }
-    if (sent_ == s_->total && !transport()->disconnecting()) {
-      s_->loseCalled.store(true);
-      transport()->loseConnection();
-      if (s_->sampleAfter.count() > 0) {
-        sample_ = transport()->reactor().callLater(
-            s_->sampleAfter, [this] { s_->bufferedLater.store(transport()->bufferedBytes()); });
-      }
+  void wrote(size_t sent) override { s_->written.store(sent); }
+  void finished() override {
+    s_->loseCalled.store(true);
+    if (s_->sampleAfter.count() > 0) {
+      sample_ = transport()->reactor().callLater(
+          s_->sampleAfter, [this] { s_->bufferedLater.store(transport()->bufferedBytes()); });
     }
   }
   Shared* s_;
   api::DelayedCall sample_;
-  bool paused_ = false;
-  size_t sent_ = 0;
 };
 
 class Echo : public api::Protocol {
@@ -231,9 +212,7 @@ TEST(SendTimeoutTest, SlowReaderThatKeepsReadingIsNeverCutOff) {
     if (poll(&p, 1, 20000) <= 0) break;
     ssize_t r = recv(fd, buf, sizeof(buf), 0);
     if (r <= 0) break;
-    for (ssize_t i = 0; i < r; ++i) {
-      if (buf[i] != static_cast<char>((got.size() + static_cast<size_t>(i)) % 251)) ok = false;
-    }
+    ok = ok && testutil::isPattern(buf, static_cast<size_t>(r), got.size());
     got.append(buf, static_cast<size_t>(r));
     std::this_thread::sleep_for(50ms);  // the pace of a slow reader, not synchronisation
   }
@@ -272,10 +251,10 @@ TEST(SendTimeoutTest, SlowReaderOfABigKernelBufferIsNeverCutOff) {
   bool ok = true;
   auto consume = [&](size_t want) {
     ssize_t r = recv(fd, buf.data(), want, 0);
-    for (ssize_t i = 0; i < r; ++i) {
-      if (buf[static_cast<size_t>(i)] != static_cast<char>((got.size() + static_cast<size_t>(i)) % 251)) ok = false;
+    if (r > 0) {
+      ok = ok && testutil::isPattern(buf.data(), static_cast<size_t>(r), got.size());
+      got.append(buf.data(), static_cast<size_t>(r));
     }
-    if (r > 0) got.append(buf.data(), static_cast<size_t>(r));
     return r;
   };
   // 4 s of 8 KiB every 20 ms (the kernel frees a third of its megabytes only every few

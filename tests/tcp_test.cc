@@ -16,6 +16,7 @@
 #include "framework/api/line_receiver.h"
 #include "framework/endpoint/endpoint.h"
 #include "framework/reactor/runtime.h"
+#include "tests/pattern_producer.h"
 #include "tests/socket_util.h"
 
 namespace whorl {
@@ -280,8 +281,9 @@ TEST(TcpTest, ConnectFailureReportsRefused) {
   rt.join();
 }
 
-// Writes `total` bytes (byte i is i % 251) as fast as flow control allows, then closes.
-class Producer : public api::Protocol {
+// Writes shared->total bytes of the test pattern as fast as flow control allows, then closes;
+// reports how far it got and how much the transport held.
+class Producer : public testutil::PatternProducer {
  public:
   struct Shared {
     std::promise<void> firstPause;
@@ -291,38 +293,20 @@ class Producer : public api::Protocol {
     std::promise<Status> lost;
     size_t total = 0;
   };
-  explicit Producer(Shared* shared) : s_(shared) {}
-  void connectionMade() override { produce(); }
+  explicit Producer(Shared* shared) : PatternProducer(shared->total), s_(shared) {}
   void pauseProducing() override {
-    paused_ = true;
+    PatternProducer::pauseProducing();
     if (!s_->paused.exchange(true)) s_->firstPause.set_value();
-  }
-  void resumeProducing() override {
-    paused_ = false;
-    produce();
   }
   void connectionLost(const Status& reason) override { s_->lost.set_value(reason); }
 
  private:
-  void produce() {
-    static const std::string pattern = [] {
-      std::string p(64 * 1024 + 251, '\0');
-      for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<char>(i % 251);
-      return p;
-    }();
-    while (!paused_ && sent_ < s_->total && !transport()->disconnecting()) {
-      size_t n = std::min<size_t>(64 * 1024, s_->total - sent_);
-      transport()->write(std::string_view(pattern.data() + sent_ % 251, n));
-      sent_ += n;
-      s_->produced.store(sent_);
-      size_t b = transport()->bufferedBytes();
-      if (b > s_->maxBuffered.load()) s_->maxBuffered.store(b);
-    }
-    if (sent_ == s_->total) transport()->loseConnection();
+  void wrote(size_t sent) override {
+    s_->produced.store(sent);
+    size_t b = transport()->bufferedBytes();
+    if (b > s_->maxBuffered.load()) s_->maxBuffered.store(b);
   }
   Shared* s_;
-  bool paused_ = false;
-  size_t sent_ = 0;
 };
 
 TEST(TcpTest, SlowReaderKeepsServerMemoryBounded) {
@@ -348,9 +332,7 @@ TEST(TcpTest, SlowReaderKeepsServerMemoryBounded) {
   for (;;) {
     ssize_t n = recv(fd, buf.data(), buf.size(), 0);
     if (n <= 0) break;
-    for (ssize_t i = 0; i < n; i += 4099) {
-      if (buf[static_cast<size_t>(i)] != static_cast<char>((got + static_cast<size_t>(i)) % 251)) ok = false;
-    }
+    ok = ok && testutil::isPattern(buf.data(), static_cast<size_t>(n), got, 4099);
     got += static_cast<size_t>(n);
   }
   EXPECT_TRUE(ok);

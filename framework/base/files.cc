@@ -3,7 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace whorl {
 
@@ -30,6 +33,14 @@ std::string findDataFile(const std::string& path, const std::string& workspace) 
     if (!c.empty() && exists(c)) return c;
   }
   return path;
+}
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::fromErrno(errno, "cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace whorl

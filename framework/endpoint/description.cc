@@ -7,6 +7,7 @@
 #include <span>
 
 #include "framework/base/address.h"
+#include "framework/base/files.h"
 #include "framework/endpoint/tls_endpoint.h"
 #include "framework/tls/certificate.h"
 #include "framework/tls/options.h"
@@ -144,16 +145,25 @@ Status timeoutArg(const Args& a, std::chrono::milliseconds* out) {
 
 // ---- Server types ----------------------------------------------------------------------------
 
+// A server description resolved, and for ssl: the TLS context built from its options: building
+// it is the only complete check of them (OpenSSL alone judges, say, a key too small for its
+// security level), and serverFromString uses it rather than building a second one.
+struct ParsedServer {
+  ServerSpec spec;
+  std::shared_ptr<tls::TlsContext> context;
+};
+
 constexpr Param kTcpServerParams[] = {
     {"port", true},
     {"interface", false},
     {"backlog", false},
 };
 
-Result<ServerSpec> parseTcpServer(const Args& a, int family) {
+Result<ParsedServer> parseTcpServer(const Args& a, int family) {
   auto port = portArg(a, 0);
   if (!port) return port.status();
-  ServerSpec spec;
+  ParsedServer parsed;
+  ServerSpec& spec = parsed.spec;
   spec.family = family;
   spec.port = *port;
   if (const std::string* iface = a.get("interface"); iface != nullptr && !iface->empty()) {
@@ -165,7 +175,7 @@ Result<ServerSpec> parseTcpServer(const Args& a, int family) {
     spec.tcp.interface = *iface;
   }
   WHORL_RETURN_IF_ERROR(backlogArg(a, &spec.tcp.backlog));
-  return spec;
+  return parsed;
 }
 
 constexpr Param kSslServerParams[] = {
@@ -183,22 +193,26 @@ constexpr Param kSslServerParams[] = {
     {"alpn", false},
 };
 
-// ssl:PORT:privateKey=FILE[:certKey=FILE]...: Twisted's SSL server string, plus caCerts (client
-// certificates required, anchored in that file or directory) and the TLS version bounds.
-Result<ServerSpec> parseSslServer(const Args& a) {
-  auto port = portArg(a, 0);
-  if (!port) return port.status();
+// privateKey=FILE[:certKey=FILE]: the server's certificate and key, each file read once.
+// Further certificates in the certificate file are the chain, as in a combined PEM, when that
+// file holds the certificate's key too.
+Result<tls::CertificateOptions> identityArgs(const Args& a) {
   const std::string& keyPath = *a.get("privateKey");
-  const std::string* certPath = a.get("certKey");
-  auto keyText = tls::KeyPair::loadPEMFile(keyPath);
+  const std::string* certArg = a.get("certKey");
+  const std::string& certPath = certArg ? *certArg : keyPath;
+  std::string certName = certArg ? "certKey: " : "privateKey: ";
+  auto keyText = readFile(keyPath);
   if (!keyText) return a.error("privateKey: " + keyText.status().message());
-  auto certs = tls::Certificate::loadPEMFile(certPath ? *certPath : keyPath);
-  if (!certs) return a.error((certPath ? "certKey: " : "privateKey: ") + certs.status().message());
-  auto identity = tls::PrivateCertificate::fromCertificateAndKeyPair(*certs, *keyText);
+  auto key = tls::KeyPair::loadPEM(*keyText);
+  if (!key) return a.error("privateKey: " + key.status().withContext(keyPath).message());
+  Result<std::string> certText = certArg ? readFile(certPath) : std::move(keyText);
+  if (!certText) return a.error(certName + certText.status().message());
+  auto cert = tls::Certificate::loadPEM(*certText);
+  if (!cert) return a.error(certName + cert.status().withContext(certPath).message());
+  auto identity = tls::PrivateCertificate::fromCertificateAndKeyPair(*cert, *key);
   if (!identity) return a.error(identity.status().message());
   tls::CertificateOptions options = identity->options();
-  // Further certificates in the key/certificate file are the chain, as in a combined PEM.
-  if (auto whole = tls::PrivateCertificate::loadPEMFile(certPath ? *certPath : keyPath); whole) {
+  if (auto whole = tls::PrivateCertificate::loadPEM(*certText); whole) {
     options.extraCertChain = whole->chain();
   }
   if (const std::string* chain = a.get("extraCertChain")) {
@@ -206,73 +220,88 @@ Result<ServerSpec> parseSslServer(const Args& a) {
     if (!root) return a.error("extraCertChain: " + root.status().message());
     options.extraCertChain = root->certificates();
   }
-  if (const std::string* dh = a.get("dhParameters")) {
-    auto params = tls::DiffieHellmanParameters::fromFile(*dh);
-    if (!params) return a.error("dhParameters: " + params.status().message());
-    options.dhParameters = *params;
+  return options;
+}
+
+// alpn=P1,P2: comma-separated, in preference order ("alpn=h2,http/1.1": ':' separates fields).
+Status alpnArg(const Args& a, std::vector<std::string>* out) {
+  const std::string* alpn = a.get("alpn");
+  if (alpn == nullptr) return Status::ok();
+  static constexpr const char* kRule = "alpn: protocol names are 1-255 bytes, separated by commas";
+  std::string_view rest = *alpn;
+  if (rest.empty()) return a.error(kRule);
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view name = rest.substr(0, comma);
+    if (name.empty() || name.size() > 255) return a.error(kRule);
+    out->emplace_back(name);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (comma != std::string_view::npos && rest.empty()) return a.error(kRule);
   }
-  if (const std::string* ca = a.get("caCerts")) {
-    auto root = tls::trustRootFromPath(*ca);
-    if (!root) return a.error("caCerts: " + root.status().message());
-    options.trustRoot = *root;
-  }
+  return Status::ok();
+}
+
+// tlsMinimum=V, tlsMaximum=V (their combination is checked later, with the other TLS options).
+// An explicit minimum is taken as asked, even below the default floor.
+Status versionArgs(const Args& a, tls::CertificateOptions* options) {
   if (const std::string* v = a.get("tlsMinimum")) {
     auto version = tls::parseTLSVersion(*v);
     if (!version) return a.error("tlsMinimum: " + version.status().message());
-    // An explicit minimum is taken as asked, even below the default floor.
-    options.insecurelyLowerMinimumTo = *version;
+    options->insecurelyLowerMinimumTo = *version;
   }
   if (const std::string* v = a.get("tlsMaximum")) {
     auto version = tls::parseTLSVersion(*v);
     if (!version) return a.error("tlsMaximum: " + version.status().message());
-    options.lowerMaximumSecurityTo = *version;
+    options->lowerMaximumSecurityTo = *version;
   }
+  return Status::ok();
+}
+
+// ssl:PORT:privateKey=FILE[:certKey=FILE]...: Twisted's SSL server string, plus caCerts (client
+// certificates required, anchored in that file or directory) and the TLS version bounds.
+Result<ParsedServer> parseSslServer(const Args& a) {
+  auto port = portArg(a, 0);
+  if (!port) return port.status();
+  auto options = identityArgs(a);
+  if (!options) return options.status();
+  if (const std::string* dh = a.get("dhParameters")) {
+    auto params = tls::DiffieHellmanParameters::fromFile(*dh);
+    if (!params) return a.error("dhParameters: " + params.status().message());
+    options->dhParameters = *params;
+  }
+  if (const std::string* ca = a.get("caCerts")) {
+    auto root = tls::trustRootFromPath(*ca);
+    if (!root) return a.error("caCerts: " + root.status().message());
+    options->trustRoot = *root;
+  }
+  WHORL_RETURN_IF_ERROR(versionArgs(a, &*options));
   if (const std::string* k = a.get("ktls")) {
     auto mode = tls::parseKtlsMode(*k);
     if (!mode) return a.error(mode.status().message());
-    options.ktls = *mode;
+    options->ktls = *mode;
   }
-  if (const std::string* alpn = a.get("alpn")) {
-    // Comma-separated, in preference order: "alpn=h2,http/1.1" (':' separates fields).
-    std::string_view rest = *alpn;
-    if (rest.empty()) return a.error("alpn: protocol names are 1-255 bytes, separated by commas");
-    while (!rest.empty()) {
-      size_t comma = rest.find(',');
-      std::string_view name = rest.substr(0, comma);
-      if (name.empty() || name.size() > 255) {
-        return a.error("alpn: protocol names are 1-255 bytes, separated by commas");
-      }
-      options.acceptableProtocols.emplace_back(name);
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-      if (comma != std::string_view::npos && rest.empty()) {
-        return a.error("alpn: protocol names are 1-255 bytes, separated by commas");
-      }
-    }
-  }
-  if (auto range = options.versionRange(); !range) return a.error(range.status().message());
-  TcpServerOptions tcp;
+  WHORL_RETURN_IF_ERROR(alpnArg(a, &options->acceptableProtocols));
+  if (auto range = options->versionRange(); !range) return a.error(range.status().message());
+  ParsedServer parsed;
+  parsed.spec.port = *port;
   if (const std::string* iface = a.get("interface"); iface != nullptr && !iface->empty()) {
     auto addr = Address::parse(*iface, 0);
     if (!addr) return a.error("interface '" + *iface + "' is not an IP address");
-    tcp.interface = *iface;
+    parsed.spec.tcp.interface = *iface;
+    if (addr->isIPv6()) parsed.spec.family = AF_INET6;
   }
-  WHORL_RETURN_IF_ERROR(backlogArg(a, &tcp.backlog));
-  int family = AF_INET;
-  if (!tcp.interface.empty() && Address::parse(tcp.interface, 0)->isIPv6()) family = AF_INET6;
-  // Build the context now so that a broken option is reported here, not at listen().
-  if (auto ctx = options.context(); !ctx) return a.error(ctx.status().message());
-  ServerSpec spec;
-  spec.family = family;
-  spec.port = *port;
-  spec.tcp = std::move(tcp);
-  spec.tls = std::move(options);
-  return spec;
+  WHORL_RETURN_IF_ERROR(backlogArg(a, &parsed.spec.tcp.backlog));
+  auto context = options->context();
+  if (!context) return a.error(context.status().message());
+  parsed.context = std::move(*context);
+  parsed.spec.tls = std::move(*options);
+  return parsed;
 }
 
 struct ServerType {
   std::string_view name;
   std::span<const Param> params;
-  Result<ServerSpec> (*build)(const Args&);
+  Result<ParsedServer> (*build)(const Args&);
 };
 
 // Adding a server type: a parameter list, a parser, and a row here.
@@ -380,6 +409,27 @@ Result<Out> fromString(std::span<const Type> types, std::string_view text, Build
              "(supported: " + joinNames(types, [](const Type& t) { return t.name; }) + ")");
 }
 
+Result<ParsedServer> parseServer(std::string_view description) {
+  auto parsed = fromString<ParsedServer>(std::span<const ServerType>(kServerTypes), description,
+                                         [](const ServerType& t, const Args& a) { return t.build(a); });
+  if (parsed) parsed->spec.description = std::string(description);
+  return parsed;
+}
+
+// For ssl: `context` when given (built from spec.tls already), else a context built now.
+std::unique_ptr<ServerEndpoint> endpointFor(reactor::Runtime& runtime, ServerSpec spec,
+                                            std::shared_ptr<tls::TlsContext> context) {
+  if (spec.tls) {
+    tls::TLSOptions options = context ? tls::TLSOptions(std::move(context)) : *spec.tls;
+    return std::make_unique<SSL4ServerEndpoint>(runtime, spec.port, std::move(options),
+                                                std::move(spec.tcp), spec.family);
+  }
+  if (spec.family == AF_INET6) {
+    return std::make_unique<TCP6ServerEndpoint>(runtime, spec.port, std::move(spec.tcp));
+  }
+  return std::make_unique<TCP4ServerEndpoint>(runtime, spec.port, std::move(spec.tcp));
+}
+
 }  // namespace
 
 Result<Description> parseDescription(std::string_view text) {
@@ -428,28 +478,20 @@ Result<Description> parseDescription(std::string_view text) {
 }
 
 Result<ServerSpec> serverSpecFromString(std::string_view description) {
-  auto spec = fromString<ServerSpec>(std::span<const ServerType>(kServerTypes), description,
-                                     [](const ServerType& t, const Args& a) { return t.build(a); });
-  if (spec) spec->description = std::string(description);
-  return spec;
+  auto parsed = parseServer(description);
+  if (!parsed) return parsed.status();
+  return std::move(parsed->spec);
 }
 
 std::unique_ptr<ServerEndpoint> serverFromSpec(reactor::Runtime& runtime, ServerSpec spec) {
-  if (spec.tls) {
-    return std::make_unique<SSL4ServerEndpoint>(runtime, spec.port, std::move(*spec.tls),
-                                                std::move(spec.tcp), spec.family);
-  }
-  if (spec.family == AF_INET6) {
-    return std::make_unique<TCP6ServerEndpoint>(runtime, spec.port, std::move(spec.tcp));
-  }
-  return std::make_unique<TCP4ServerEndpoint>(runtime, spec.port, std::move(spec.tcp));
+  return endpointFor(runtime, std::move(spec), nullptr);
 }
 
 Result<std::unique_ptr<ServerEndpoint>> serverFromString(reactor::Runtime& runtime,
                                                          std::string_view description) {
-  auto spec = serverSpecFromString(description);
-  if (!spec) return spec.status();
-  return serverFromSpec(runtime, std::move(*spec));
+  auto parsed = parseServer(description);
+  if (!parsed) return parsed.status();
+  return endpointFor(runtime, std::move(parsed->spec), std::move(parsed->context));
 }
 
 Result<std::unique_ptr<ClientEndpoint>> clientFromString(reactor::Shard& shard,

@@ -35,8 +35,10 @@
 //
 // Malformed strings give Status::invalidArgument naming the bad part and quoting the whole string.
 // The functions return new endpoints owned by the caller; a server endpoint keeps a reference to
-// `runtime` and a client endpoint to `shard`, which must outlive them. Parsing is pure and
-// thread-safe.
+// `runtime` and a client endpoint to `shard`, which must outlive them. Parsing is thread-safe and
+// changes nothing, but it is not pure for ssl: it reads the files the description names (each
+// once) and builds the TLS context, because only OpenSSL can judge some options (a key too small
+// for its security level) and errors belong here, not at listen().
 #pragma once
 
 #include <memory>
@@ -70,7 +72,9 @@ Result<Description> parseDescription(std::string_view text);
 
 // A server description resolved into its parts, for programs that assemble the listening stack
 // themselves (the echo service adds PROXY protocol, connection limits and certificate reload).
-// For ssl: the files are read and the TLS context is built once to check them.
+// For ssl: the TLS context built to check the options is dropped, since the caller may still
+// change them; serverFromSpec (or the caller) builds the one that serves. serverFromString keeps
+// the checked context and builds no second one.
 struct ServerSpec {
   std::string description;  // the text it came from
   int family = AF_INET;

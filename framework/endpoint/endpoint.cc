@@ -9,20 +9,20 @@
 namespace whorl::endpoint {
 
 ListeningPort::ListeningPort(reactor::Runtime& runtime, Address host,
-                             std::vector<net::ListenerHandle> handles)
-    : runtime_(runtime), host_(std::move(host)), handles_(std::move(handles)) {}
+                             std::vector<WeakRef<net::Listener>> listeners)
+    : runtime_(runtime), host_(std::move(host)), listeners_(std::move(listeners)) {}
 
 void ListeningPort::stopListening(std::function<void()> done) {
-  auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(handles_.size()));
+  auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(listeners_.size()));
   auto finished = std::make_shared<std::function<void()>>(std::move(done));
   auto oneDone = [remaining, finished] {
     if (remaining->fetch_sub(1) == 1 && *finished) (*finished)();
   };
-  for (int i = 0; i < static_cast<int>(handles_.size()); ++i) {
-    net::ListenerHandle h = handles_[static_cast<size_t>(i)];
-    runtime_.shard(i).post([h, oneDone] {
-      if (*h != nullptr) {
-        (*h)->stop(oneDone);
+  for (int i = 0; i < static_cast<int>(listeners_.size()); ++i) {
+    WeakRef<net::Listener> listener = listeners_[static_cast<size_t>(i)];
+    runtime_.shard(i).post([listener, oneDone] {
+      if (net::Listener* l = listener.get()) {
+        l->stop(oneDone);
       } else {
         oneDone();
       }
@@ -60,17 +60,18 @@ Result<std::unique_ptr<ListeningPort>> TCPServerEndpoint::listen(
     }
     fds.push_back(*fd);
   }
-  std::vector<net::ListenerHandle> handles(fds.size());
-  for (size_t i = 0; i < fds.size(); ++i) handles[i] = std::make_shared<net::Listener*>(nullptr);
-  // Start accepting on each shard; the shard fills in its listener's handle.
+  // Start accepting on each shard; the shard binds its listener to the reference made here. The
+  // port's stopListening() reaches each shard through the same mailbox, after the start.
+  std::vector<WeakRef<net::Listener>> listeners;
   for (int i = 0; i < runtime_.shardCount(); ++i) {
     int fd = fds[static_cast<size_t>(i)];
-    net::ListenerHandle slot = handles[static_cast<size_t>(i)];
+    auto slot = WeakRef<net::Listener>::unbound();
+    listeners.push_back(slot);
     reactor::Shard& shard = runtime_.shard(i);
     net::TransportOptions to = options_.transport;
     shard.post([&shard, fd, factory, to, slot] { net::Listener::start(shard, fd, factory, to, slot); });
   }
-  return std::make_unique<ListeningPort>(runtime_, bound, std::move(handles));
+  return std::make_unique<ListeningPort>(runtime_, bound, std::move(listeners));
 }
 
 TCPClientEndpoint::TCPClientEndpoint(reactor::Shard& shard, int family, std::string host,

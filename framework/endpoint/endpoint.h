@@ -35,6 +35,7 @@
 #include "framework/api/protocol.h"
 #include "framework/base/address.h"
 #include "framework/base/status.h"
+#include "framework/base/weak_ref.h"
 #include "framework/net/connector.h"
 #include "framework/net/listener.h"
 #include "framework/reactor/runtime.h"
@@ -45,7 +46,9 @@ using ConnectCallback = net::ConnectCallback;
 
 class ListeningPort {
  public:
-  ListeningPort(reactor::Runtime& runtime, Address host, std::vector<net::ListenerHandle> handles);
+  // `listeners`: one per shard, in shard order, read on their shards only.
+  ListeningPort(reactor::Runtime& runtime, Address host,
+                std::vector<WeakRef<net::Listener>> listeners);
   // The bound address (with the real port when 0 was asked for).
   const Address& getHost() const { return host_; }
   // Stops accepting on every shard. `done` runs (on some shard) when every socket is closed.
@@ -55,7 +58,7 @@ class ListeningPort {
  private:
   reactor::Runtime& runtime_;
   Address host_;
-  std::vector<net::ListenerHandle> handles_;
+  std::vector<WeakRef<net::Listener>> listeners_;
 };
 
 class ServerEndpoint {

@@ -146,130 +146,150 @@ RequestParser::Event RequestParser::feed(std::string_view data, size_t* used) {
 }
 
 RequestParser::Scan RequestParser::scan(const char* head, size_t from, size_t to, size_t* end) {
-  size_t i = from;
-  auto error = [&](int status, const char* reason) {
-    *end = i + 1;
-    fail(status, reason);
-    return Scan::kError;
-  };
-  auto endOfRequestLine = [&] {
-    if (head[versionStart_ + 5] != '1') {
-      return error(505, "HTTP version not supported: this server speaks HTTP/1.x");
-    }
-    request_.minorVersion = head[versionStart_ + 7] - '0';
-    state_ = State::kFieldStart;
-    return Scan::kMore;
-  };
-  auto endOfFieldLine = [&] {
-    if (!fieldLine(head)) {
-      *end = i + 1;
-      return Scan::kError;
-    }
-    state_ = State::kFieldStart;
-    return Scan::kMore;
-  };
-
-  for (; i < to; ++i) {
-    char c = head[i];
-    bool inRequestLine = state_ == State::kMethod || state_ == State::kTarget ||
-                         state_ == State::kVersion;
-    if (inRequestLine && i >= limits_.maxRequestLine && c != '\r' && c != '\n') {
-      return error(414, "request line too long");
-    }
-    if (i >= limits_.maxHeadBytes) return error(431, "request header fields too large");
-    switch (state_) {
-      case State::kMethod:
-        if (isTchar(c)) break;
-        if (c == ' ' && i > 0) {
-          methodEnd_ = i;
-          targetStart_ = i + 1;
-          state_ = State::kTarget;
-          break;
-        }
-        if (c == '\r' || c == '\n') return error(400, "request line without a target and version");
-        return error(400, c == ' ' ? "request line starts with a space"
-                                   : "the method is not a token");
-      case State::kTarget:
-        if (isTargetChar(c)) break;
-        if (c == ' ' && i > targetStart_) {
-          targetEnd_ = i;
-          versionStart_ = i + 1;
-          state_ = State::kVersion;
-          break;
-        }
-        if (c == ' ') return error(400, "empty request target");
-        if (c == '\r' || c == '\n') return error(400, "request line without an HTTP version");
-        return error(400, "invalid character in the request target");
-      case State::kVersion: {
-        size_t k = i - versionStart_;
-        if (k < 8) {
-          bool ok = k < 5 ? c == "HTTP/"[k] : k == 6 ? c == '.' : c >= '0' && c <= '9';
-          if (!ok) return error(400, "malformed HTTP version");
-        } else if (c == '\r') {
-          state_ = State::kRequestLineCR;
-        } else if (c == '\n') {
-          if (endOfRequestLine() == Scan::kError) return Scan::kError;
-        } else {
-          return error(400, "malformed HTTP version");
-        }
-        break;
-      }
-      case State::kRequestLineCR:
-        if (c != '\n') return error(400, "a CR not followed by LF");
-        if (endOfRequestLine() == Scan::kError) return Scan::kError;
-        break;
-      case State::kFieldStart:
-        if (c == '\r') {
-          state_ = State::kEndCR;
-        } else if (c == '\n') {
-          *end = i + 1;
-          return Scan::kDone;
-        } else if (c == ' ' || c == '\t') {
-          return error(400, "a field line starts with whitespace (obs-fold)");
-        } else if (isTchar(c)) {
-          lineStart_ = i;
-          state_ = State::kFieldName;
-        } else {
-          return error(400, "a field name is not a token");
-        }
-        break;
-      case State::kFieldName:
-        if (isTchar(c)) break;
-        if (c == ':') {
-          colon_ = i;
-          state_ = State::kFieldValue;
-          break;
-        }
-        if (c == ' ' || c == '\t') return error(400, "whitespace between a field name and colon");
-        if (c == '\r' || c == '\n') return error(400, "a field line without a colon");
-        return error(400, "a field name is not a token");
-      case State::kFieldValue:
-        if (isFieldValueChar(c)) break;
-        if (c == '\r') {
-          lineEnd_ = i;
-          state_ = State::kFieldCR;
-          break;
-        }
-        if (c != '\n') return error(400, "a control character in a field value");
-        lineEnd_ = i;
-        if (endOfFieldLine() == Scan::kError) return Scan::kError;
-        break;
-      case State::kFieldCR:
-        if (c != '\n') return error(400, "a CR not followed by LF");
-        if (endOfFieldLine() == Scan::kError) return Scan::kError;
-        break;
-      case State::kEndCR:
-        if (c != '\n') return error(400, "a CR not followed by LF");
-        *end = i + 1;
-        return Scan::kDone;
-      case State::kIdle:
-      case State::kIdleCR:
-      case State::kBody:
-      case State::kFailed:
-        return error(500, "request parser: scan() in a state outside the head");
+  for (size_t i = from; i < to; ++i) {
+    Scan r = step(head, i);
+    if (r != Scan::kMore) {
+      *end = i + 1;  // the head's last byte, or the offending one
+      return r;
     }
   }
   *end = to;
+  return Scan::kMore;
+}
+
+RequestParser::Scan RequestParser::reject(int status, const char* reason) {
+  fail(status, reason);
+  return Scan::kError;
+}
+
+RequestParser::Scan RequestParser::step(const char* head, size_t i) {
+  char c = head[i];
+  bool inRequestLine = state_ == State::kMethod || state_ == State::kTarget ||
+                       state_ == State::kVersion;
+  // maxRequestLine counts the request line without its line end.
+  if (inRequestLine && i >= limits_.maxRequestLine && c != '\r' && c != '\n') {
+    return reject(414, "request line too long");
+  }
+  if (i >= limits_.maxHeadBytes) return reject(431, "request header fields too large");
+  switch (state_) {
+    case State::kMethod:
+    case State::kTarget:
+    case State::kVersion:
+    case State::kRequestLineCR:
+      return requestLineByte(head, i);
+    case State::kFieldStart:
+    case State::kFieldName:
+    case State::kFieldValue:
+    case State::kFieldCR:
+    case State::kEndCR:
+      return fieldByte(head, i);
+    case State::kIdle:
+    case State::kIdleCR:
+    case State::kBody:
+    case State::kFailed:
+      break;
+  }
+  return reject(500, "request parser: scan() in a state outside the head");
+}
+
+RequestParser::Scan RequestParser::requestLineByte(const char* head, size_t i) {
+  char c = head[i];
+  switch (state_) {
+    case State::kMethod:
+      if (isTchar(c)) return Scan::kMore;
+      if (c == ' ' && i > 0) {
+        methodEnd_ = i;
+        targetStart_ = i + 1;
+        state_ = State::kTarget;
+        return Scan::kMore;
+      }
+      if (c == '\r' || c == '\n') return reject(400, "request line without a target and version");
+      return reject(400, c == ' ' ? "request line starts with a space" : "the method is not a token");
+    case State::kTarget:
+      if (isTargetChar(c)) return Scan::kMore;
+      if (c == ' ' && i > targetStart_) {
+        targetEnd_ = i;
+        versionStart_ = i + 1;
+        state_ = State::kVersion;
+        return Scan::kMore;
+      }
+      if (c == ' ') return reject(400, "empty request target");
+      if (c == '\r' || c == '\n') return reject(400, "request line without an HTTP version");
+      return reject(400, "invalid character in the request target");
+    case State::kVersion: {
+      size_t k = i - versionStart_;
+      if (k < 8) {
+        bool ok = k < 5 ? c == "HTTP/"[k] : k == 6 ? c == '.' : c >= '0' && c <= '9';
+        return ok ? Scan::kMore : reject(400, "malformed HTTP version");
+      }
+      if (c == '\r') {
+        state_ = State::kRequestLineCR;
+        return Scan::kMore;
+      }
+      if (c == '\n') return endRequestLine(head);
+      return reject(400, "malformed HTTP version");
+    }
+    default:  // kRequestLineCR
+      if (c != '\n') return reject(400, "a CR not followed by LF");
+      return endRequestLine(head);
+  }
+}
+
+RequestParser::Scan RequestParser::endRequestLine(const char* head) {
+  if (head[versionStart_ + 5] != '1') {
+    return reject(505, "HTTP version not supported: this server speaks HTTP/1.x");
+  }
+  request_.minorVersion = head[versionStart_ + 7] - '0';
+  state_ = State::kFieldStart;
+  return Scan::kMore;
+}
+
+RequestParser::Scan RequestParser::fieldByte(const char* head, size_t i) {
+  char c = head[i];
+  switch (state_) {
+    case State::kFieldStart:
+      if (c == '\r') {
+        state_ = State::kEndCR;
+        return Scan::kMore;
+      }
+      if (c == '\n') return Scan::kDone;
+      if (c == ' ' || c == '\t') return reject(400, "a field line starts with whitespace (obs-fold)");
+      if (!isTchar(c)) return reject(400, "a field name is not a token");
+      lineStart_ = i;
+      state_ = State::kFieldName;
+      return Scan::kMore;
+    case State::kFieldName:
+      if (isTchar(c)) return Scan::kMore;
+      if (c == ':') {
+        colon_ = i;
+        state_ = State::kFieldValue;
+        return Scan::kMore;
+      }
+      if (c == ' ' || c == '\t') return reject(400, "whitespace between a field name and colon");
+      if (c == '\r' || c == '\n') return reject(400, "a field line without a colon");
+      return reject(400, "a field name is not a token");
+    case State::kFieldValue:
+      if (isFieldValueChar(c)) return Scan::kMore;
+      if (c == '\r') {
+        lineEnd_ = i;
+        state_ = State::kFieldCR;
+        return Scan::kMore;
+      }
+      if (c != '\n') return reject(400, "a control character in a field value");
+      lineEnd_ = i;
+      return endFieldLine(head);
+    case State::kFieldCR:
+      if (c != '\n') return reject(400, "a CR not followed by LF");
+      return endFieldLine(head);
+    default:  // kEndCR
+      if (c != '\n') return reject(400, "a CR not followed by LF");
+      return Scan::kDone;
+  }
+}
+
+RequestParser::Scan RequestParser::endFieldLine(const char* head) {
+  if (!fieldLine(head)) return Scan::kError;  // fieldLine() said why
+  state_ = State::kFieldStart;
   return Scan::kMore;
 }
 

@@ -130,6 +130,14 @@ class RequestParser {
   // Runs the state machine over head[from, to) (offsets from the head's first byte); *end is set
   // to the offset after the last byte consumed.
   Scan scan(const char* head, size_t from, size_t to, size_t* end);
+  // One byte, head[i]: checks the limits, then moves the state machine; kDone when the byte
+  // ends the head, kError (after fail()) when it is not allowed where it is.
+  Scan step(const char* head, size_t i);
+  Scan requestLineByte(const char* head, size_t i);  // in the request line, or its CR
+  Scan endRequestLine(const char* head);             // checks the version it holds
+  Scan fieldByte(const char* head, size_t i);        // in a field line, or the empty line
+  Scan endFieldLine(const char* head);
+  Scan reject(int status, const char* reason);       // fail(), as a Scan
   bool fieldLine(const char* head);  // the field line that just ended; false on error
   bool finishHead(const char* head, size_t length);
   bool fail(int status, const char* reason);

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "framework/base/weak_ref.h"
+
 namespace whorl::net {
 
 void ConnectAttempt::cancel() {
@@ -43,16 +45,14 @@ class Connector final : public reactor::Resident {
     shard_.adopt(this);
   }
   ~Connector() override {
-    *self_ = nullptr;
     timer_.cancel();
     if (fd_ >= 0) close(fd_);
   }
 
   // The attempt's stop for this stage: cancel the connect in flight.
   void watch(ConnectAttempt& attempt) {
-    std::shared_ptr<Connector*> self = self_;
-    attempt.setStop([self] {
-      if (*self != nullptr) (*self)->cancelByCaller();
+    attempt.setStop([self = anchor_.ref()] {
+      if (Connector* c = self.get()) c->cancelByCaller();
     });
   }
 
@@ -172,10 +172,10 @@ class Connector final : public reactor::Resident {
   bool timedOut_ = false;
   bool cancelled_ = false;  // by the caller's ConnectAttempt
   bool finished_ = false;
-  std::shared_ptr<Connector*> self_ = std::make_shared<Connector*>(this);
   api::DelayedCall timer_;
   uring::MemberOp<Connector, &Connector::onConnect> connectOp_{this};
   uring::MemberOp<Connector, &Connector::onCancel> cancelOp_{this};
+  WeakAnchor<Connector> anchor_{this};  // the last member: cleared before the others go
 };
 
 }  // namespace

@@ -40,28 +40,26 @@ Result<int> openListeningSocket(const Address& address, const ListenOptions& opt
 }
 
 Listener::Listener(reactor::Shard& shard, int fd, std::shared_ptr<api::Factory> factory,
-                   const TransportOptions& transportOptions, ListenerHandle handle)
+                   const TransportOptions& transportOptions, const WeakRef<Listener>& handle)
     : shard_(shard),
       fd_(fd),
       factory_(std::move(factory)),
       transportOptions_(transportOptions),
-      handle_(handle ? std::move(handle) : std::make_shared<Listener*>(nullptr)) {
-  *handle_ = this;
+      anchor_(this, handle) {
   shard_.adopt(this);
 }
 
 Listener::~Listener() {
-  *handle_ = nullptr;
   retry_.cancel();
   if (fd_ >= 0) close(fd_);
 }
 
-ListenerHandle Listener::start(reactor::Shard& shard, int fd,
-                               std::shared_ptr<api::Factory> factory,
-                               const TransportOptions& transportOptions,
-                               ListenerHandle handle) {
-  auto* l = new Listener(shard, fd, std::move(factory), transportOptions, std::move(handle));
-  ListenerHandle result = l->handle_;
+WeakRef<Listener> Listener::start(reactor::Shard& shard, int fd,
+                                  std::shared_ptr<api::Factory> factory,
+                                  const TransportOptions& transportOptions,
+                                  WeakRef<Listener> handle) {
+  auto* l = new Listener(shard, fd, std::move(factory), transportOptions, handle);
+  WeakRef<Listener> result = l->anchor_.ref();
   if (shard.stopping()) {
     l->stop({});
   } else {

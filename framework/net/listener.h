@@ -15,6 +15,7 @@
 
 #include "framework/api/protocol.h"
 #include "framework/base/address.h"
+#include "framework/base/weak_ref.h"
 #include "framework/net/tcp_transport.h"
 #include "framework/reactor/shard.h"
 
@@ -29,17 +30,15 @@ struct ListenOptions {
 // Creates, binds and listens. Errors name the address ("bind 0.0.0.0:80: Permission denied").
 Result<int> openListeningSocket(const Address& address, const ListenOptions& options);
 
-class Listener;
-// A weak reference to a Listener, read and written only on its shard: null once it is freed.
-using ListenerHandle = std::shared_ptr<Listener*>;
-
 class Listener final : public reactor::Resident {
  public:
-  // Takes ownership of the listening socket and starts accepting. Shard thread only. `handle`
-  // (created if null) is pointed at the listener and reset when it is freed.
-  static ListenerHandle start(reactor::Shard& shard, int fd, std::shared_ptr<api::Factory> factory,
-                              const TransportOptions& transportOptions,
-                              ListenerHandle handle = nullptr);
+  // Takes ownership of the listening socket and starts accepting. Shard thread only. Returns a
+  // reference to the listener (read it on this shard only), null once the listener is freed;
+  // `handle`, if given (WeakRef<Listener>::unbound(), made on any thread), becomes that reference.
+  static WeakRef<Listener> start(reactor::Shard& shard, int fd,
+                                 std::shared_ptr<api::Factory> factory,
+                                 const TransportOptions& transportOptions,
+                                 WeakRef<Listener> handle = {});
   // Stops accepting and closes the socket; `done` runs on the shard once it is closed.
   void stop(std::function<void()> done);
   void onShutdown(ShutdownPhase phase) override;
@@ -47,7 +46,7 @@ class Listener final : public reactor::Resident {
 
  private:
   Listener(reactor::Shard& shard, int fd, std::shared_ptr<api::Factory> factory,
-           const TransportOptions& transportOptions, ListenerHandle handle);
+           const TransportOptions& transportOptions, const WeakRef<Listener>& handle);
   void arm();
   void onAccept(int res, uint32_t flags);
   void onCancel(int res, uint32_t flags);
@@ -66,7 +65,7 @@ class Listener final : public reactor::Resident {
   api::DelayedCall retry_;
   std::chrono::milliseconds backoff_{0};
   std::vector<std::function<void()>> onClosed_;
-  ListenerHandle handle_;
+  WeakAnchor<Listener> anchor_;  // the last member: cleared before the others go
 };
 
 }  // namespace whorl::net

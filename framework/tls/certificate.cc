@@ -12,9 +12,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
+#include "framework/base/files.h"
 #include "framework/tls/openssl_ptr.h"
 #include "framework/tls/options.h"
 
@@ -24,14 +23,6 @@ namespace {
 
 std::shared_ptr<X509> wrap(X509* x) { return std::shared_ptr<X509>(x, X509_free); }
 std::shared_ptr<EVP_PKEY> wrap(EVP_PKEY* k) { return std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free); }
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::fromErrno(errno, "cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 BioPtr memBio(std::string_view data) {
   return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));

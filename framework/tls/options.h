@@ -248,9 +248,9 @@ class TlsContext final : public api::TlsUpgrade,
   // cached session to resume). `verify` receives a VerifyFailure (allocated then) if the peer's
   // certificate fails; it must outlive the SSL object.
   Result<SslPtr> newSSL(std::unique_ptr<VerifyFailure>* verify) const;
-  // The reason a handshake failed, in words a person can act on.
-  std::string describeFailure(SSL* ssl, const VerifyFailure& verify,
-                              const std::string& openSSLErrors) const;
+  // The reason a handshake failed, in words a person can act on: the verification failure if
+  // there was one, else OpenSSL's errors.
+  std::string describeFailure(const VerifyFailure& verify, const std::string& openSSLErrors) const;
 
   // Internal: OpenSSL callbacks reach the context through these.
   static int verifyIndex();

@@ -216,7 +216,7 @@ Status TlsSession::fail(int sslError, const char* operation) {
   if (sslError == SSL_ERROR_SYSCALL && errors.empty()) {
     reason = std::string(operation) + ": unexpected end of the TLS stream";
   } else {
-    reason = context_->describeFailure(ssl(), verify_ ? *verify_ : VerifyFailure{}, errors);
+    reason = context_->describeFailure(verify_ ? *verify_ : VerifyFailure{}, errors);
   }
   if (!handshakeDone_) {
     // Name the stage so that logs distinguish "never spoke TLS" from a failed verification.
