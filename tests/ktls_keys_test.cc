@@ -1,6 +1,7 @@
 // kTLS key material, checked without a kernel: the keys, nonces and sequence numbers derived for
 // the kernel must decrypt the very next record OpenSSL writes, for TLS 1.2 and 1.3 and every
-// offloadable cipher, on both sides, including after a TLS 1.3 server's session tickets.
+// offloadable cipher, on both sides, including after a TLS 1.3 server's session tickets; and a
+// record sealed with them for OpenSSL (sealTls13Record) is the one OpenSSL would have written.
 #include <gtest/gtest.h>
 #include <linux/tls.h>
 #include <openssl/evp.h>
@@ -8,6 +9,7 @@
 
 #include <cstdlib>
 
+#include "framework/base/tls_wire.h"
 #include "framework/tls/certificate.h"
 #include "framework/tls/ktls.h"
 #include "framework/tls/options.h"
@@ -152,6 +154,21 @@ TEST_P(KtlsKeysTest, DerivedKeysDecryptTheNextRecordBothWays) {
   std::string plain = decryptRecord(*sp, sp->tx, rec);
   ASSERT_FALSE(plain.empty()) << "server TX key/nonce/sequence wrong";
   EXPECT_EQ(plain.substr(0, 15), "from the server");
+  if (c.max == TLSVersion::TLSv1_3) {
+    // sealTls13Record (what hands tickets back to OpenSSL) makes the very record OpenSSL made.
+    Tls13RecordKey key{sp->cipherType, sp->tx.key, sp->tx.salt + sp->tx.iv, sp->tx.sequence};
+    auto sealed = sealTls13Record(key, tlswire::kApplicationData, "from the server");
+    ASSERT_TRUE(sealed.isOk()) << sealed.status().message();
+    EXPECT_EQ(*sealed, rec);
+    // And a handshake message sealed under the next sequence number opens as one.
+    ++key.sequence;
+    sealed = sealTls13Record(key, tlswire::kHandshake, tlswire::kKeyUpdateNotRequested);
+    ASSERT_TRUE(sealed.isOk()) << sealed.status().message();
+    KernelTlsDirection next = sp->tx;
+    ++next.sequence;
+    EXPECT_EQ(decryptRecord(*sp, next, *sealed),
+              std::string(tlswire::kKeyUpdateNotRequested) + static_cast<char>(tlswire::kHandshake));
+  }
   ASSERT_TRUE(cs->write("from the client").isOk());
   rec = std::string(cs->output());
   cs->clearOutput();

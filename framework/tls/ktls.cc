@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "framework/base/tls_wire.h"
 #include "framework/tls/certificate.h"
 #include "framework/tls/openssl_ptr.h"
 #include "framework/tls/session.h"
@@ -154,6 +155,51 @@ Result<KernelTlsDirection> nextKernelTlsKey(TlsSession& session, bool clientSecr
   d.sequence = 0;  // a new key starts its record count at 0
   d.cryptoInfo = cryptoInfo(TLS_1_3_VERSION, c->type, d);
   return d;
+}
+
+Result<std::string> sealTls13Record(const Tls13RecordKey& key, uint8_t contentType,
+                                    std::string_view content) {
+  constexpr size_t kNonceSize = 12;
+  constexpr size_t kTagSize = 16;  // every offloadable AEAD's
+  std::string inner(content);
+  inner.push_back(static_cast<char>(contentType));
+  size_t len = inner.size() + kTagSize;
+  std::string record = {static_cast<char>(tlswire::kApplicationData),
+                        static_cast<char>(tlswire::kLegacyVersionMajor),
+                        static_cast<char>(tlswire::kLegacyVersionMinor),
+                        static_cast<char>(len >> 8), static_cast<char>(len & 0xff)};
+  // The sequence number, 64 bits big-endian, XORed into the iv's last 8 bytes.
+  unsigned char nonce[kNonceSize];
+  for (size_t i = 0; i < kNonceSize; ++i) {
+    size_t shift = 8 * (kNonceSize - 1 - i);
+    unsigned char seq = i < kNonceSize - 8 ? 0 : static_cast<unsigned char>(key.sequence >> shift);
+    nonce[i] = static_cast<unsigned char>(key.iv[i]) ^ seq;
+  }
+  const EVP_CIPHER* cipher =
+      key.cipherType == TLS_CIPHER_CHACHA20_POLY1305 ? EVP_chacha20_poly1305()
+      : key.cipherType == TLS_CIPHER_AES_GCM_256     ? EVP_aes_256_gcm()
+                                                     : EVP_aes_128_gcm();
+  const auto* keyBytes = reinterpret_cast<const unsigned char*>(key.key.data());
+  EvpCipherCtxPtr owned(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = owned.get();
+  int n = 0;
+  std::string out(inner.size() + kTagSize, '\0');
+  bool ok = ctx != nullptr && EVP_EncryptInit_ex(ctx, cipher, nullptr, nullptr, nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, static_cast<int>(kNonceSize),
+                                nullptr) == 1 &&
+            EVP_EncryptInit_ex(ctx, nullptr, nullptr, keyBytes, nonce) == 1 &&
+            EVP_EncryptUpdate(ctx, nullptr, &n,
+                              reinterpret_cast<const unsigned char*>(record.data()),
+                              static_cast<int>(tlswire::kRecordHeaderSize)) == 1 &&
+            EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
+                              reinterpret_cast<const unsigned char*>(inner.data()),
+                              static_cast<int>(inner.size())) == 1 &&
+            EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &n) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagSize),
+                                out.data() + inner.size()) == 1;
+  if (!ok) return Status(Status::Code::kTls, "kTLS: could not seal a TLS 1.3 record");
+  record += out;
+  return record;
 }
 
 Result<std::string> hkdfExpandLabel(const std::string& digest, const std::string& secret,

@@ -8,11 +8,14 @@
 // derives the keys itself through public APIs: TLS 1.3 traffic secrets (captured from the key-log
 // callback) expanded with HKDF-Expand-Label, TLS 1.2 key blocks from the master secret and the
 // randoms with the TLS1-PRF. The record sequence numbers come from the session's own count of
-// records sent and received under the current keys. Values only; nothing here touches a socket.
+// records sent and received under the current keys. sealTls13Record protects one record the way
+// the peer would have, for messages the kernel decrypted that OpenSSL must still read (a TLS 1.3
+// client's session tickets). Values only; nothing here touches a socket.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "framework/base/status.h"
 
@@ -31,7 +34,7 @@ struct KernelTlsDirection {
 
 struct KernelTlsParams {
   uint16_t version = 0;    // 0x0303 or 0x0304
-  uint16_t cipherType = 0;  // TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256, TLS_CIPHER_CHACHA20_POLY1305
+  uint16_t cipherType = 0;  // as in KernelTlsParams
   std::string cipherName;
   KernelTlsDirection tx;
   KernelTlsDirection rx;
@@ -46,6 +49,21 @@ Result<KernelTlsParams> kernelTlsParams(const TlsSession& session);
 // Hash.length), and returns the kernel parameters of that key (sequence 0) for a new TLS_TX or
 // TLS_RX. Fails for TLS 1.2 or when the secrets are unknown.
 Result<KernelTlsDirection> nextKernelTlsKey(TlsSession& session, bool clientSecret);
+
+// One direction's TLS 1.3 record protection: what sealTls13Record needs.
+struct Tls13RecordKey {
+  uint16_t cipherType = 0;  // as in KernelTlsParams
+  std::string key;
+  std::string iv;         // 12 bytes (the kernel's salt + iv)
+  uint64_t sequence = 0;  // of the record to seal; the caller counts
+};
+
+// `content` as one protected TLS 1.3 record (RFC 8446 §5.2): the inner plaintext is the content
+// plus its type, the nonce is the iv XOR the sequence, the record header (outer type
+// application_data, legacy version 3.3, length) is the additional data. Fails only when OpenSSL
+// does.
+Result<std::string> sealTls13Record(const Tls13RecordKey& key, uint8_t contentType,
+                                    std::string_view content);
 
 // HKDF-Expand-Label (RFC 8446 §7.1) with the given digest ("SHA256"/"SHA384").
 Result<std::string> hkdfExpandLabel(const std::string& digest, const std::string& secret,

@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "framework/base/tls_wire.h"
+
 namespace whorl::tls {
 
 namespace {
@@ -47,11 +49,11 @@ void TlsSession::RecordCounter::feed(const unsigned char* data, size_t n) {
     }
     header[headerHave++] = *data++;
     --n;
-    if (headerHave == 5) {
+    if (headerHave == tlswire::kRecordHeaderSize) {
       headerHave = 0;
       bodyLeft = (static_cast<size_t>(header[3]) << 8) | header[4];
       ++records;
-      if (header[0] == 20) {
+      if (header[0] == tlswire::kChangeCipherSpec) {
         sinceChangeCipherSpec = 0;  // ChangeCipherSpec: the next record uses the new keys
       } else {
         ++sinceChangeCipherSpec;
@@ -130,7 +132,7 @@ size_t TlsSession::bytesToRecordBoundary() const {
   if (in.bodyLeft > 0) {
     need = in.bodyLeft;
   } else {
-    need = 5 - in.headerHave;
+    need = tlswire::kRecordHeaderSize - in.headerHave;
     if (in.headerHave == 0) need = 0;
   }
   // Unconsumed buffered bytes may complete (or pass) the current record; the caller only uses
@@ -258,7 +260,7 @@ Status TlsSession::advanceHandshake(bool* completed) {
 }
 
 TlsSession::ReadResult TlsSession::read(const std::function<bool(std::string_view)>& sink) {
-  char buf[16384];
+  char buf[tlswire::kMaxPlaintext];
   for (;;) {
     clearStaleErrors();
     size_t n = 0;

@@ -1,4 +1,4 @@
-// TlsSession: one TLS connection's protocol state (OpenSSL SSL plus in-memory BIOs), no I/O.
+// TlsSession: one TLS connection's protocol state (OpenSSL's SSL plus one in-memory BIO), no I/O.
 //
 //   auto s = TlsSession::create(context).value();
 //   s->beginInput(bytesFromPeer);            // ciphertext, read in place (no copy)
@@ -22,6 +22,7 @@
 
 #include "framework/base/buffer.h"
 #include "framework/base/status.h"
+#include "framework/base/tls_wire.h"
 #include "framework/tls/options.h"
 
 typedef struct bio_st BIO;
@@ -64,7 +65,8 @@ class TlsSession {
   // The output buffer itself, for handing it to a transport without a copy
   // (LowerTransport::writeBuffer leaves it empty).
   ByteBuffer& outputBuffer() { return out_; }
-  // Releases idle buffers (called on idle connections).
+  // Frees the input and output buffers if they are empty (after the handshake flight, when the
+  // kernel took over, when the connection went quiet).
   void releaseBuffers();
 
   const Status& failure() const { return failure_; }
@@ -118,7 +120,7 @@ class TlsSession {
 
   // Record framing of the bytes written by OpenSSL and consumed by it.
   struct RecordCounter {
-    unsigned char header[5];
+    unsigned char header[tlswire::kRecordHeaderSize];
     size_t headerHave = 0;
     size_t bodyLeft = 0;
     uint64_t records = 0;

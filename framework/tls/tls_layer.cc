@@ -1,34 +1,13 @@
 #include "framework/tls/tls_layer.h"
 
-#include <linux/tls.h>
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
-#include <atomic>
-#include <cstring>
+#include <algorithm>
+#include <string>
 
-#include "framework/base/log.h"
-#include "framework/tls/ktls.h"
-#include "framework/tls/openssl_ptr.h"
+#include "framework/base/tls_wire.h"
 
 namespace whorl::tls {
-
-namespace {
-constexpr size_t kMaxRecord = 16384;
-constexpr size_t kRecordHeader = 5;
-// OpenSSL's record buffers (see TlsLayer::noteRead): a connection that reads twice within
-// kBufferIdle keeps them until it has read nothing for that long; at most kMaxBufferKeepers
-// connections per thread keep them (about 34 KiB each).
-constexpr std::chrono::seconds kBufferIdle{1};
-constexpr size_t kMaxBufferKeepers = 256;
-std::atomic<uint64_t> g_userspace{0};
-std::atomic<uint64_t> g_kernelTx{0};
-std::atomic<uint64_t> g_kernelTxRx{0};
-}  // namespace
-
-TlsModeCounts tlsModeCounts() {
-  return {g_userspace.load(), g_kernelTx.load(), g_kernelTxRx.load()};
-}
 
 TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
                    TlsLayerOptions options)
@@ -41,7 +20,7 @@ TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Pro
 TlsLayer::~TlsLayer() {
   *alive_ = false;
   handshakeTimer_.cancel();
-  releaseKeptBuffers();
+  keeper_.release();
 }
 
 void TlsLayer::connectionMade() {
@@ -67,267 +46,84 @@ void TlsLayer::connectionMade() {
     app_->makeConnection(&upper_);
   }
   if (lost_) return;
-  if (context_->ktls() != KtlsMode::kOff) {
-    Status available =
-        lower_ != nullptr
-            ? lower_->kernelTlsAvailable()
-            : Status(Status::Code::kUnavailable, "kernel TLS needs a TCP socket transport");
-    if (available.isOk()) {
-      // Read exactly record by record during the handshake, so that every byte after it is
-      // still in the socket when the kernel takes over.
-      kernel_ = Kernel::kWanted;
-      lower_->setReadLimit(kRecordHeader);
-    } else if (context_->ktls() == KtlsMode::kRequire) {
-      failWith(Status(Status::Code::kTls, "ktls=require: " + available.message()));
-      transport()->abortConnection();
-      return;
-    }
+  if (Status s = kernel_.start(context_->ktls()); !s.isOk()) {
+    failWith(std::move(s));
+    transport()->abortConnection();
+    return;
   }
   if (lost_) return;
   // Record counting serves only the kernel hand-over.
-  if (kernel_ == Kernel::kOff) session_->setRecordCounting(false);
+  if (kernel_.off()) session_->setRecordCounting(false);
   advance();
 }
 
 void TlsLayer::dataReceived(std::string_view data) {
   if (!session_ || !failure_.isOk()) return;
-  if (kernel_ == Kernel::kActive && kernelRx_) {
+  if (kernel_.receives()) {
     // The kernel decrypted it.
-    if (!closing_) app_->dataReceived(data);
+    if (!closing()) app_->dataReceived(data);
     return;
   }
-  if (kernel_ == Kernel::kOff && session_->handshakeDone()) noteRead();
+  if (kernel_.off() && session_->handshakeDone()) {
+    keeper_.noteRead(*session_, transport()->reactor().now());
+  }
   session_->beginInput(data);
   advance();
   session_->endInput();
   flushCiphertext();
-  if (kernel_ == Kernel::kWanted && !lost_ && failure_.isOk()) {
-    if (session_->handshakeDone()) {
-      maybeStartKernel();
-    } else {
-      requestRecordBoundaryRead();
+  if (kernel_.wanted() && !lost_ && failure_.isOk()) {
+    if (!session_->handshakeDone()) {
+      kernel_.readToRecordBoundary();
+    } else if (Status s = kernel_.install(); !s.isOk()) {
+      kernelFallback(std::move(s));
     }
   }
 }
 
-void TlsLayer::requestRecordBoundaryRead() {
-  size_t need = session_->bytesToRecordBoundary();
-  lower_->setReadLimit(need > 0 ? need : kRecordHeader);
-}
-
-void TlsLayer::maybeStartKernel() {
-  if (kernel_ != Kernel::kWanted) return;
-  size_t need = session_->bytesToRecordBoundary();
-  if (need > 0) {
-    // A record is cut: finish it in userspace, then hand over at its end.
-    lower_->setReadLimit(need);
-    return;
-  }
-  lower_->setReadLimit(0);
-  auto params = kernelTlsParams(*session_);
-  if (!params) {
-    kernelFallback(params.status());
-    return;
-  }
-  if (SSL_version(session_->ssl()) == TLS1_3_VERSION && SSL_is_server(session_->ssl()) == 0) {
-    // What OpenSSL's own read side expects, to hand it session tickets that the kernel decrypts
-    // after the hand-over (see handBackToOpenSSL).
-    handBack_ = std::make_unique<HandBack>();
-    handBack_->cipherType = params->cipherType;
-    handBack_->key = params->rx.key;
-    handBack_->iv = params->rx.salt + params->rx.iv;
-    handBack_->sequence = params->rx.sequence;
-  }
-  kernel_ = Kernel::kInstalling;
-  api::KernelTlsSetup setup;
-  setup.txInfo = params->tx.cryptoInfo;
-  setup.rxInfo = params->rx.cryptoInfo;
-  auto alive = alive_;
-  setup.onControlRecord = [this, alive](uint8_t type, std::string_view data) {
-    if (*alive) onControlRecord(type, data);
-  };
-  lower_->startKernelTls(std::move(setup), [this, alive](Status s) {
-    if (*alive) onKernelInstalled(std::move(s));
-  });
-}
-
-void TlsLayer::onKernelInstalled(Status s) {
+void TlsLayer::kernelInstalled(Status s) {
   if (lost_) return;
   if (!s.isOk()) {
-    kernelFallback(s);
+    kernelFallback(std::move(s));
     return;
   }
-  kernel_ = Kernel::kActive;
-  kernelRx_ = transport()->tlsMode() == api::TlsMode::kKernelTxRx;
-  countMode();
-  if (!kernelRx_) lower_->setReadLimit(api::LowerTransport::kNoReadLimit);
+  kernel_.activate(transport()->tlsMode() == api::TlsMode::kKernelTxRx);
   // What the application wrote meanwhile goes to the kernel as plaintext.
   if (!plainOut_.empty() && !aborted_) transport()->write(plainOut_.view());
   plainOut_.release();
   session_->releaseBuffers();
-  pumpFile();
-  if (closeAfterHandshake_ || (closing_ && !lost_)) closeGracefully();
+  pumpFiles();
+  if (close_ == Close::kAfterHandshake) {
+    closeAfterWait();
+  } else if (closing() && !lost_) {
+    closeGracefully();
+  }
 }
 
 void TlsLayer::kernelFallback(Status why) {
-  if (context_->ktls() == KtlsMode::kRequire) {
-    failWith(Status(Status::Code::kTls, "ktls=require: " + why.message()));
+  if (Status s = kernel_.fallBack(context_->ktls(), why); !s.isOk()) {
+    failWith(std::move(s));
     transport()->abortConnection();
     return;
   }
-  WHORL_LOG(kDebug, "kernel TLS not used for %s: %s", transport()->getPeer().toString().c_str(),
-            why.message().c_str());
-  kernel_ = Kernel::kOff;
-  session_->setRecordCounting(false);
-  countMode();
-  lower_->setReadLimit(api::LowerTransport::kNoReadLimit);
   flushPlaintext();
-  pumpFile();
+  pumpFiles();
   readLoop();
   flushCiphertext();
-  if (closeAfterHandshake_) closeGracefully();
+  if (close_ == Close::kAfterHandshake) closeAfterWait();
 }
 
-void TlsLayer::handBackToOpenSSL(std::string_view message) {
-  if (!handBack_ || handBack_->key.empty() || !session_) return;
-  // Re-encrypt the message as the record OpenSSL expects next (TLS 1.3: inner plaintext is the
-  // message plus its content type; nonce = iv XOR sequence; the header is the AAD). OpenSSL's
-  // read key and sequence are still those of the hand-over: the kernel's later rekeys and
-  // application records never reached it.
-  std::string inner(message);
-  inner.push_back(22);
-  size_t len = inner.size() + 16;
-  std::string record = {23, 3, 3, static_cast<char>(len >> 8), static_cast<char>(len & 0xff)};
-  unsigned char nonce[12];
-  for (int i = 0; i < 12; ++i) {
-    unsigned char seq = i < 4 ? 0 : static_cast<unsigned char>(handBack_->sequence >> (8 * (11 - i)));
-    nonce[i] = static_cast<unsigned char>(handBack_->iv[static_cast<size_t>(i)]) ^ seq;
-  }
-  const EVP_CIPHER* cipher = handBack_->cipherType == TLS_CIPHER_CHACHA20_POLY1305 ? EVP_chacha20_poly1305()
-                             : handBack_->cipherType == TLS_CIPHER_AES_GCM_256 ? EVP_aes_256_gcm()
-                                                                              : EVP_aes_128_gcm();
-  EvpCipherCtxPtr owned(EVP_CIPHER_CTX_new());
-  EVP_CIPHER_CTX* ctx = owned.get();
-  int n = 0;
-  std::string out(inner.size() + 16, '\0');
-  bool ok = ctx != nullptr && EVP_EncryptInit_ex(ctx, cipher, nullptr, nullptr, nullptr) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, nullptr) == 1 &&
-            EVP_EncryptInit_ex(ctx, nullptr, nullptr,
-                               reinterpret_cast<const unsigned char*>(handBack_->key.data()), nonce) == 1 &&
-            EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(record.data()), 5) == 1 &&
-            EVP_EncryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
-                              reinterpret_cast<const unsigned char*>(inner.data()),
-                              static_cast<int>(inner.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &n) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, out.data() + inner.size()) == 1;
-  if (!ok) {
-    WHORL_LOG(kDebug, "kernel TLS: could not hand a session ticket back to OpenSSL");
-    return;
-  }
-  ++handBack_->sequence;
-  record += out;
-  session_->beginInput(record);
-  (void)session_->read([](std::string_view) { return true; });  // a ticket carries no data
-  session_->endInput();
-  session_->clearOutput();  // the kernel owns the sending side
-}
-
-void TlsLayer::countMode() {
-  if (modeCounted_) return;
-  modeCounted_ = true;
-  if (kernel_ != Kernel::kActive) {
-    g_userspace.fetch_add(1, std::memory_order_relaxed);
-  } else if (kernelRx_) {
-    g_kernelTxRx.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    g_kernelTx.fetch_add(1, std::memory_order_relaxed);
-  }
-}
-
-void TlsLayer::onControlRecord(uint8_t type, std::string_view data) {
-  if (type == 21 && data.size() >= 2) {  // alert
-    auto desc = static_cast<unsigned char>(data[1]);
-    if (desc == 0) {  // close_notify: answer it and close
-      peerCloseNotify_ = true;
-      if (!closing_) {
-        closing_ = true;
-        lower_->sendControlRecord(21, std::string_view("\x01\x00", 2));
-        transport()->loseConnection();
-      }
-      return;
-    }
-    failWith(Status(Status::Code::kTls,
-                    std::string("the peer sent a TLS alert: ") + SSL_alert_desc_string_long(desc)));
-    transport()->loseConnection();
-    return;
-  }
-  if (type == 22 && !data.empty()) {  // post-handshake messages
-    auto msg = static_cast<unsigned char>(data[0]);
-    if (msg == 4) {
-      // NewSessionTicket after the kernel took over: give it to OpenSSL so that the client can
-      // resume with it, as it would in userspace.
-      handBackToOpenSSL(data);
-      return;
-    }
-    // KeyUpdate (RFC 8446 §4.6.3): 24, length 1, request_update; the last message of its record.
-    if (msg == 24 && SSL_version(session_->ssl()) == TLS1_3_VERSION && data.size() == 5 &&
-        data.substr(1, 3) == std::string_view("\0\0\1", 3) &&
-        static_cast<unsigned char>(data[4]) <= 1) {
-      onPeerKeyUpdate(data[4] == 1);
-      return;
-    }
-  }
-  failWith(Status(Status::Code::kTls, "kernel TLS: unexpected record of type " + std::to_string(type)));
+void TlsLayer::kernelPeerClosed() {
+  if (closing()) return;
+  close_ = Close::kClosing;
+  lower_->sendControlRecord(tlswire::kAlert, tlswire::kCloseNotify);
   transport()->loseConnection();
 }
 
-void TlsLayer::onPeerKeyUpdate(bool updateRequested) {
-  // The peer's records after this one use its next traffic secret: the kernel holds them back
-  // (EKEYEXPIRED) until it has the matching key. Kernels before 6.14 cannot take a second key.
-  bool server = SSL_is_server(session_->ssl()) == 1;
-  auto rx = nextKernelTlsKey(*session_, /*clientSecret=*/server);
-  Status s = rx ? lower_->rekeyKernelTlsRx(rx->cryptoInfo) : rx.status();
-  if (rx) explicit_bzero(rx->cryptoInfo.data(), rx->cryptoInfo.size());
-  if (!s.isOk()) {
-    failWith(Status(Status::Code::kTls,
-                    "the peer sent a TLS KeyUpdate, which kernel TLS cannot follow on this "
-                    "kernel (rekeying needs Linux 6.14; " + s.message() + "): connection closed"));
-    lower_->sendControlRecord(21, std::string_view("\x02\x0a", 2));  // unexpected_message
-    transport()->loseConnection();
-    return;
-  }
-  WHORL_LOG(kDebug, "kernel TLS: %s updated its key%s", transport()->getPeer().toString().c_str(),
-            updateRequested ? " and asked us to update ours" : "");
-  if (!updateRequested || closing_) return;  // closing: our close_notify ends our side anyway
-  // Ours: a KeyUpdate (update_not_requested) under the current key, then the next key, before
-  // any more application data.
-  auto tx = nextKernelTlsKey(*session_, /*clientSecret=*/!server);
-  if (!tx) {
-    failWith(tx.status());
-    transport()->loseConnection();
-    return;
-  }
-  ++txRekeys_;
-  auto alive = alive_;
-  lower_->rekeyKernelTlsTx(22, std::string_view("\x18\x00\x00\x01\x00", 5),
-                                std::move(tx->cryptoInfo), [this, alive](Status st) {
-                                  if (*alive) onTxRekeyed(std::move(st));
-                                });
-}
-
-void TlsLayer::onTxRekeyed(Status s) {
-  --txRekeys_;
-  if (!s.isOk()) {
-    failWith(Status(Status::Code::kTls, "kernel TLS: after our KeyUpdate: " + s.message()));
-    return;  // the transport closes
-  }
-  if (txRekeys_ > 0 || lost_) return;
+void TlsLayer::kernelRekeyed() {
+  if (lost_) return;
   flushPlaintext();  // what the application wrote meanwhile, under the new key
-  pumpFile();
-  if (closeAfterRekey_) {
-    closeAfterRekey_ = false;
-    closeGracefully();
-  }
+  pumpFiles();
+  if (close_ == Close::kAfterRekey) closeAfterWait();
 }
 
 void TlsLayer::advance() {
@@ -359,18 +155,18 @@ void TlsLayer::handshakeDone() {
   // handed to a connect's caller has seen connectionMade() and handshakeCompleted().
   app_->handshakeCompleted();
   notifyHandshake(Status::ok());
-  if (kernel_ == Kernel::kWanted) return;  // writes wait for the kernel (maybeStartKernel)
-  countMode();
+  if (kernel_.wanted()) return;  // writes wait for the kernel (KernelHandover::install)
+  kernel_.countMode();
   flushPlaintext();
-  pumpFile();
-  if (closeAfterHandshake_) closeGracefully();
+  pumpFiles();
+  if (close_ == Close::kAfterHandshake) closeAfterWait();
 }
 
 void TlsLayer::readLoop() {
   if (appPaused_ || lost_ || !failure_.isOk()) return;
   auto result = session_->read([this](std::string_view plain) {
     app_->dataReceived(plain);
-    return !appPaused_ && !lost_ && !closing_;
+    return !appPaused_ && !lost_ && !closing();
   });
   switch (result) {
     case TlsSession::ReadResult::kWantMore:
@@ -378,11 +174,11 @@ void TlsLayer::readLoop() {
       break;
     case TlsSession::ReadResult::kPeerClosed:
       // The peer's close_notify: answer with ours and close.
-      if (!closing_) {
-        closing_ = true;
+      if (!closing()) {
+        close_ = Close::kClosing;
         flushPlaintext();
-        if (kernel_ == Kernel::kActive) {
-          lower_->sendControlRecord(21, std::string_view("\x01\x00", 2));
+        if (kernel_.active()) {
+          lower_->sendControlRecord(tlswire::kAlert, tlswire::kCloseNotify);
         } else {
           session_->shutdown();
           flushCiphertext();
@@ -400,18 +196,18 @@ void TlsLayer::readLoop() {
 }
 
 void TlsLayer::flushPlaintext() {
-  if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk() || aborted_ ||
-      kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling || txRekeys_ > 0) {
+  if (!session_ || !session_->handshakeDone() || plainOut_.empty() || !failure_.isOk() ||
+      aborted_ || kernel_.pending() || kernel_.rekeying()) {
     return;
   }
-  if (kernel_ == Kernel::kActive) {
+  if (kernel_.active()) {
     transport()->write(plainOut_.view());
     plainOut_.release();
     return;
   }
   // Full records: one SSL_write per 16 KiB of what the application wrote this turn.
   while (!plainOut_.empty()) {
-    size_t n = std::min(plainOut_.size(), kMaxRecord);
+    size_t n = std::min(plainOut_.size(), tlswire::kMaxPlaintext);
     Status s = session_->write(std::string_view(plainOut_.data(), n));
     if (!s.isOk()) {
       failWith(s);
@@ -420,13 +216,14 @@ void TlsLayer::flushPlaintext() {
     }
     plainOut_.consume(n);
   }
-  if (plainOut_.capacity() > 16384) plainOut_.release();  // keep small buffers for reuse
+  // Keep a buffer of up to one record for reuse.
+  if (plainOut_.capacity() > tlswire::kMaxPlaintext) plainOut_.release();
   flushCiphertext();
 }
 
 void TlsLayer::flushCiphertext() {
   if (!session_ || lost_) return;
-  if (kernel_ == Kernel::kActive) {
+  if (kernel_.active()) {
     session_->clearOutput();  // the kernel owns the sending side now
     return;
   }
@@ -459,95 +256,18 @@ void TlsLayer::flushBeforeSend() {
   flushPlaintext();
 }
 
-// This thread's connections that keep OpenSSL's record buffers, a list in the order of their
-// last read. Layers hold it (shared) while they are on it.
-struct TlsLayer::BufferKeepers {
-  TlsLayer* head = nullptr;  // most recently read
-  TlsLayer* tail = nullptr;  // least recently read
-  size_t count = 0;
-
-  void pushFront(TlsLayer* l) {
-    l->keepPrev_ = nullptr;
-    l->keepNext_ = head;
-    if (head != nullptr) head->keepPrev_ = l;
-    head = l;
-    if (tail == nullptr) tail = l;
-    ++count;
-  }
-  void unlink(TlsLayer* l) {
-    (l->keepPrev_ != nullptr ? l->keepPrev_->keepNext_ : head) = l->keepNext_;
-    (l->keepNext_ != nullptr ? l->keepNext_->keepPrev_ : tail) = l->keepPrev_;
-    l->keepPrev_ = l->keepNext_ = nullptr;
-    --count;
-  }
-};
-
-std::shared_ptr<TlsLayer::BufferKeepers>& TlsLayer::threadKeepers() {
-  thread_local std::shared_ptr<BufferKeepers> keepers = std::make_shared<BufferKeepers>();
-  return keepers;
-}
-
-void TlsLayer::noteRead() {
-  // Every context sets SSL_MODE_RELEASE_BUFFERS so that idle connections hold no record buffers;
-  // OpenSSL then frees its ~17 KiB read and write buffers after each record and allocates them
-  // again for the next one: a malloc/free pair of that size per record each way, per request. A
-  // connection that reads twice within kBufferIdle keeps them instead. No timer tells when it
-  // goes quiet: the reads of this thread are the clock, each one lets the least recently read
-  // connection give its buffers back once that has read nothing for kBufferIdle (and a thread
-  // that reads nothing at all holds at most kMaxBufferKeepers connections' worth).
-  auto now = transport()->reactor().now();
-  BufferKeepers& keepers = *threadKeepers();
-  if (keepers_ != nullptr) {
-    lastRead_ = now;
-    if (keepers.head != this) {
-      keepers.unlink(this);
-      keepers.pushFront(this);
-    }
-  } else {
-    SSL* ssl = session_->ssl();
-    if ((SSL_get_mode(ssl) & SSL_MODE_RELEASE_BUFFERS) == 0) return;  // kept anyway
-    bool busy = readSeen_ && now - lastRead_ < kBufferIdle;
-    readSeen_ = true;
-    lastRead_ = now;
-    if (busy) {
-      keepers_ = threadKeepers();
-      keepers.pushFront(this);
-      SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-      if (keepers.count > kMaxBufferKeepers) keepers.tail->releaseKeptBuffers();
-    }
-  }
-  TlsLayer* last = keepers.tail;
-  if (last != nullptr && last != this && now - last->lastRead_ >= kBufferIdle) {
-    last->releaseKeptBuffers();
-  }
-}
-
-void TlsLayer::releaseKeptBuffers() {
-  if (keepers_ == nullptr) return;
-  keepers_->unlink(this);
-  keepers_.reset();
-  if (!session_) return;
-  // No SSL call of this connection is under way (reads and writes return before anything else
-  // runs). SSL_free_buffers refuses while part of a record is buffered; the mode then frees that
-  // buffer once the record is complete.
-  SSL* ssl = session_->ssl();
-  SSL_free_buffers(ssl);
-  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-  session_->releaseBuffers();
-}
-
 void TlsLayer::closeGracefully() {
-  if (kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling) {
-    closeAfterHandshake_ = true;  // once the kernel has the keys (or we fell back)
+  if (kernel_.pending()) {
+    close_ = Close::kAfterHandshake;  // once the kernel has the keys (or we fell back)
     return;
   }
-  if (kernel_ == Kernel::kActive && txRekeys_ > 0) {
-    closeAfterRekey_ = true;  // what is held back goes out first, under the new key
+  if (kernel_.active() && kernel_.rekeying()) {
+    close_ = Close::kAfterRekey;  // what is held back goes out first, under the new key
     return;
   }
-  if (kernel_ == Kernel::kActive) {
+  if (kernel_.active()) {
     flushPlaintext();
-    lower_->sendControlRecord(21, std::string_view("\x01\x00", 2));  // close_notify
+    lower_->sendControlRecord(tlswire::kAlert, tlswire::kCloseNotify);
     transport()->loseConnection();
     return;
   }
@@ -555,6 +275,13 @@ void TlsLayer::closeGracefully() {
   if (session_ && failure_.isOk()) session_->shutdown();
   flushCiphertext();
   transport()->loseConnection();
+}
+
+// What a deferred close waited for is done: close now, or wait for the next thing
+// (closeGracefully sets close_ again if it must).
+void TlsLayer::closeAfterWait() {
+  close_ = Close::kClosing;
+  closeGracefully();
 }
 
 void TlsLayer::failWith(Status reason) {
@@ -573,12 +300,12 @@ void TlsLayer::notifyHandshake(Status s) {
 void TlsLayer::connectionLost(const Status& reason) {
   lost_ = true;
   handshakeTimer_.cancel();
-  releaseKeptBuffers();
+  keeper_.release();
   Status r = failure_;
   if (r.isOk()) {
     if (session_ && !session_->handshakeDone() && reason.isCleanClose()) {
       r = Status(Status::Code::kTls, "the peer closed the connection during the TLS handshake");
-    } else if (session_ && reason.isCleanClose() && !closing_ && !peerCloseNotify_ &&
+    } else if (session_ && reason.isCleanClose() && !closing() && !kernel_.peerClosed() &&
                (SSL_get_shutdown(session_->ssl()) & SSL_RECEIVED_SHUTDOWN) == 0) {
       // The connection ended under TLS without the peer's close_notify: what was received may
       // have been cut short (truncation), so it is not an orderly close (Twisted agrees).
@@ -590,131 +317,85 @@ void TlsLayer::connectionLost(const Status& reason) {
     }
   }
   notifyHandshake(r);
-  while (!files_.empty()) {
-    auto done = std::move(files_.front().done);
-    files_.pop_front();
-    if (done) done(Status(Status::Code::kAborted, "sendFile: the connection closed first"));
-  }
+  files_.abortAll();
   if (app_->transport() != nullptr) app_->deliverConnectionLost(r);
 }
 
 void TlsLayer::stopRequested(api::Reactor::Clock::time_point deadline) {
-  if (lost_ || closing_ || aborted_ || !failure_.isOk() || app_->transport() == nullptr) return;
+  if (lost_ || closing() || aborted_ || !failure_.isOk() || app_->transport() == nullptr) return;
   app_->stopRequested(deadline);
 }
 
 void TlsLayer::pauseProducing() {
-  lowerPaused_ = true;
+  files_.setPausedBelow(true);
   app_->pauseProducing();
 }
 
 void TlsLayer::resumeProducing() {
-  lowerPaused_ = false;
-  pumpFile();
+  files_.setPausedBelow(false);
+  pumpFiles();
   app_->resumeProducing();
 }
 
-void TlsLayer::pumpFile() {
-  if (files_.empty() && closeAfterFiles_ && !lost_) {
-    closeAfterFiles_ = false;
-    if (session_ && session_->handshakeDone()) {
-      closeGracefully();
-    } else {
-      closeAfterHandshake_ = true;
-    }
-    return;
-  }
-  while (!files_.empty() && !fileReading_ && !lost_ && !aborted_) {
-    FileSend& f = files_.front();
-    if (f.remaining == 0) {
-      FileSend done = std::move(files_.front());
-      files_.pop_front();
-      if (!done.after.empty()) {
-        plainOut_.append(done.after);  // before the next file, whatever comes after it
-        flushPlaintext();
-      }
-      if (done.done) done.done(Status::ok());
-      continue;
-    }
-    if (kernel_ == Kernel::kWanted || kernel_ == Kernel::kInstalling || !session_ ||
-        !session_->handshakeDone()) {
-      return;  // resumed once the handshake and the kernel hand-over are settled
-    }
-    if (kernel_ == Kernel::kActive && txRekeys_ > 0) return;  // onTxRekeyed() continues
-    if (kernel_ == Kernel::kActive && plainOut_.empty()) {
-      // The kernel encrypts: splice the rest, then what was written after it.
-      FileSend rest = std::move(files_.front());
-      files_.pop_front();
-      transport()->sendFile(rest.fd, rest.offset, rest.remaining, std::move(rest.done));
-      if (!rest.after.empty()) transport()->write(rest.after);
-      continue;
-    }
-    if (lowerPaused_) return;  // resumeProducing() continues
-    fileReading_ = true;
-    auto alive = alive_;
-    size_t chunk = f.remaining < 65536 ? static_cast<size_t>(f.remaining) : 65536;
-    auto onRead = [this, alive](Result<std::string_view> r) {
-      if (!*alive) return;
-      fileReading_ = false;
-      if (files_.empty()) return;
-      FileSend& cur = files_.front();
-      if (!r || r->empty()) {
-        Status why = !r ? r.status()
-                        : api::fileEndedEarly(cur.remaining);
-        auto done = std::move(cur.done);
-        files_.pop_front();
-        if (done) done(why);
-        upper_.abortConnection();
-        return;
-      }
-      plainOut_.append(*r);  // behind everything written before the file
-      cur.offset += r->size();
-      cur.remaining -= r->size();
-      flushPlaintext();
-      pumpFile();
-    };
-    if (lower_ != nullptr) {
-      lower_->readFile(f.fd, f.offset, chunk, std::move(onRead));
-    } else {
-      api::readFileBlocking(f.fd, f.offset, chunk, std::move(onRead));
-    }
-    return;
-  }
-  if (files_.empty() && closeAfterFiles_) pumpFile();
+// --- sendFile (FileSender moves the bytes; the layer decides where they go) ---
+
+FileSender::Host::Route TlsLayer::fileRoute() {
+  if (lost_ || aborted_) return Route::kStopped;
+  // Resumed once the handshake and the kernel hand-over are settled.
+  if (kernel_.pending() || !session_ || !session_->handshakeDone()) return Route::kWait;
+  if (kernel_.active() && kernel_.rekeying()) return Route::kWait;  // kernelRekeyed() continues
+  if (kernel_.active() && plainOut_.empty()) return Route::kSplice;
+  return Route::kRead;
 }
+
+void TlsLayer::writeFileBytes(std::string_view bytes) {
+  plainOut_.append(bytes);
+  flushPlaintext();
+}
+
+void TlsLayer::pumpFiles() {
+  if (files_.empty() && close_ == Close::kAfterFiles && !lost_) {
+    if (session_ && session_->handshakeDone()) {
+      closeAfterWait();
+    } else {
+      close_ = Close::kAfterHandshake;
+    }
+    return;
+  }
+  if (files_.pump() && close_ == Close::kAfterFiles) pumpFiles();
+}
+
+void TlsLayer::fileFailed() { upper_.abortConnection(); }
 
 // --- the application's transport ---
 
 void TlsLayer::Upper::sendFile(int fd, uint64_t offset, uint64_t length,
                                std::function<void(Status)> done) {
   TlsLayer* l = layer_;
-  if (l->closing_ || l->lost_) {
+  if (l->closing() || l->lost_) {
     done(Status(Status::Code::kAborted, "sendFile: the connection is closing"));
     return;
   }
-  if (l->kernel_ == Kernel::kActive && l->files_.empty() && l->plainOut_.empty() &&
-      l->txRekeys_ == 0) {
+  if (l->kernel_.active() && l->files_.empty() && l->plainOut_.empty() &&
+      !l->kernel_.rekeying()) {
     l->transport()->sendFile(fd, offset, length, std::move(done));
     return;
   }
-  l->files_.push_back({fd, offset, length, std::move(done), {}});
-  l->pumpFile();
+  l->files_.queue(fd, offset, length, std::move(done));
+  l->pumpFiles();
 }
 
 void TlsLayer::Upper::write(std::string_view data) {
   TlsLayer* l = layer_;
-  if (l->closing_ || l->lost_ || data.empty()) return;
-  if (!l->files_.empty() && (l->files_.size() > 1 || l->files_.front().remaining > 0)) {
-    l->files_.back().after.append(data);  // after the file(s) queued before this write
-    return;
-  }
-  if (l->kernel_ == Kernel::kActive && l->txRekeys_ == 0) {
+  if (l->closing() || l->lost_ || data.empty()) return;
+  if (l->files_.holdWrite(data)) return;  // after the file(s) queued before this write
+  if (l->kernel_.active() && !l->kernel_.rekeying()) {
     l->transport()->write(data);  // plaintext: the kernel makes the records
     return;
   }
   l->plainOut_.append(data);
   if (l->session_ && l->session_->handshakeDone()) {
-    if (l->plainOut_.size() >= kMaxRecord * 4) {
+    if (l->plainOut_.size() >= tlswire::kMaxPlaintext * 4) {
       l->flushPlaintext();
     } else {
       l->scheduleFlush();
@@ -728,16 +409,16 @@ void TlsLayer::Upper::writeSequence(std::span<const std::string_view> parts) {
 
 void TlsLayer::Upper::loseConnection() {
   TlsLayer* l = layer_;
-  if (l->closing_ || l->lost_) return;
-  l->closing_ = true;
+  if (l->closing() || l->lost_) return;
+  l->close_ = Close::kClosing;
   if (!l->files_.empty()) {
-    l->closeAfterFiles_ = true;  // pumpFile() closes once the last file is out
+    l->close_ = Close::kAfterFiles;  // pumpFiles() closes once the last file is out
     return;
   }
   if (l->session_ && l->session_->handshakeDone()) {
     l->closeGracefully();
   } else if (l->failure_.isOk()) {
-    l->closeAfterHandshake_ = true;  // queued writes still go out once it completes
+    l->close_ = Close::kAfterHandshake;  // queued writes still go out once it completes
   } else {
     l->transport()->loseConnection();
   }
@@ -745,7 +426,9 @@ void TlsLayer::Upper::loseConnection() {
 
 void TlsLayer::Upper::abortConnection() {
   TlsLayer* l = layer_;
-  l->closing_ = true;
+  // A close that waits keeps waiting (for nothing: nothing more is encrypted, and the transport
+  // closes now).
+  if (l->close_ == Close::kOpen) l->close_ = Close::kClosing;
   l->aborted_ = true;
   l->plainOut_.release();
   l->transport()->abortConnection();
@@ -783,7 +466,7 @@ size_t TlsLayer::Upper::bufferedBytes() const {
 }
 
 bool TlsLayer::Upper::disconnecting() const {
-  return layer_->closing_ || layer_->lost_ || layer_->transport()->disconnecting();
+  return layer_->closing() || layer_->lost_ || layer_->transport()->disconnecting();
 }
 
 api::Reactor& TlsLayer::Upper::reactor() { return layer_->transport()->reactor(); }
@@ -809,7 +492,7 @@ std::string TlsLayer::Upper::cipher() const {
 }
 
 api::TlsMode TlsLayer::Upper::tlsMode() const {
-  if (layer_->kernel_ == Kernel::kActive) return layer_->transport()->tlsMode();
+  if (layer_->kernel_.active()) return layer_->transport()->tlsMode();
   return api::TlsMode::kUserspace;
 }
 

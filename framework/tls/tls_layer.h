@@ -16,13 +16,21 @@
 // completes and then coalesced into full records once per loop turn, handshakeCompleted() when
 // the peer is verified, then onHandshake(ok); a failed handshake gives onHandshake(reason), then
 // connectionLost(reason) to an application that was connected. loseConnection() sends
-// close_notify and closes without waiting for the peer's reply; a stalled handshake is closed
-// after the context's handshake timeout. The layer owns the application protocol; the transport
-// below owns the layer.
+// close_notify (after what must precede it: queued files, the handshake, the kernel hand-over, a
+// KeyUpdate) and closes without waiting for the peer's reply; a stalled handshake is closed after
+// the context's handshake timeout.
+//
+// The layer runs the session, the application's Transport and the close; three parts do the
+// rest, each in its own file: KernelHandover (kernel_handover.h, with tlsModeCounts()) moves the
+// record crypto into the kernel and handles what the kernel hands back, FileSender
+// (file_sender.h) queues the application's files and sends them in order with its writes, and
+// BufferKeeper (buffer_keeper.h) decides whether OpenSSL keeps its record buffers between
+// records. The layer owns the application protocol, the session and the parts (it is their
+// Host); the transport below owns the layer.
 #pragma once
 
 #include <atomic>
-#include <list>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -30,6 +38,9 @@
 #include "framework/api/protocol.h"
 #include "framework/api/transport.h"
 #include "framework/base/buffer.h"
+#include "framework/tls/buffer_keeper.h"
+#include "framework/tls/file_sender.h"
+#include "framework/tls/kernel_handover.h"  // also tlsModeCounts()
 #include "framework/tls/options.h"
 #include "framework/tls/session.h"
 
@@ -47,7 +58,10 @@ struct TlsLayerOptions {
   bool connectAfterHandshake = false;
 };
 
-class TlsLayer final : public api::Protocol, private api::TurnFlush {
+class TlsLayer final : public api::Protocol,
+                       private api::TurnFlush,
+                       private KernelHandover::Host,
+                       private FileSender::Host {
  public:
   TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Protocol> app,
            TlsLayerOptions options = {});
@@ -64,7 +78,7 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
 
   api::Protocol* application() const { return app_.get(); }
   api::Transport* upper() { return &upper_; }
-  TlsSession* session() const { return session_.get(); }
+  TlsSession* session() const override { return session_.get(); }
 
  private:
   // The Transport the application protocol sees.
@@ -99,6 +113,18 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
     TlsLayer* layer_;
   };
 
+  // How the connection closes. Once it is closing, the application's writes are dropped;
+  // close_notify goes out once nothing has to precede it any more.
+  enum class Close : uint8_t {
+    kOpen,
+    kClosing,         // under way (or done): loseConnection(), abortConnection(), or the peer's
+                      // close_notify
+    kAfterHandshake,  // loseConnection() before the handshake and the kernel hand-over settled
+    kAfterFiles,      // loseConnection() while files were queued: after the last one
+    kAfterRekey,      // kernel TLS: after our KeyUpdate's new key is installed
+  };
+  bool closing() const override { return close_ != Close::kOpen; }
+
   void advance();
   void handshakeDone();
   void readLoop();
@@ -106,22 +132,23 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
   void flushCiphertext();
   void scheduleFlush();
   void flushBeforeSend() override;  // api::TurnFlush: the transport below calls it (scheduleFlush)
-  void noteRead();
-  void releaseKeptBuffers();
   void closeGracefully();
-  void failWith(Status reason);
+  void closeAfterWait();
+  void failWith(Status reason) override;
   void notifyHandshake(Status s);
-  // Kernel TLS.
-  void requestRecordBoundaryRead();
-  void maybeStartKernel();
-  void onKernelInstalled(Status s);
   void kernelFallback(Status why);
-  void onControlRecord(uint8_t type, std::string_view data);
-  void onPeerKeyUpdate(bool updateRequested);
-  void onTxRekeyed(Status s);
-  void countMode();
-  void handBackToOpenSSL(std::string_view message);
-  void pumpFile();
+
+  // KernelHandover::Host and FileSender::Host: what the parts borrow, and their events.
+  api::Transport& transportBelow() override { return *transport(); }
+  api::LowerTransport* lower() override { return lower_; }
+  const std::shared_ptr<bool>& alive() const override { return alive_; }
+  void kernelInstalled(Status s) override;
+  void kernelPeerClosed() override;
+  void kernelRekeyed() override;
+  Route fileRoute() override;
+  void writeFileBytes(std::string_view bytes) override;
+  void pumpFiles() override;
+  void fileFailed() override;
 
   std::shared_ptr<TlsContext> context_;
   std::unique_ptr<api::Protocol> app_;
@@ -135,68 +162,17 @@ class TlsLayer final : public api::Protocol, private api::TurnFlush {
   ByteBuffer plainOut_;  // written by the application, not yet encrypted
   api::DelayedCall handshakeTimer_;
   Status failure_;
+  Close close_ = Close::kOpen;
   bool appPaused_ = false;
-  bool closing_ = false;       // loseConnection() called
-  bool aborted_ = false;       // abortConnection() called: nothing more is encrypted
-  bool closeAfterHandshake_ = false;
+  bool aborted_ = false;  // abortConnection() called: nothing more is encrypted
   bool flushScheduled_ = false;
   bool lost_ = false;
-  // OpenSSL's record buffers on busy connections (see noteRead). keepers_ is set while this
-  // connection keeps them: it is then on its thread's list, most recently read first.
-  struct BufferKeepers;
-  static std::shared_ptr<BufferKeepers>& threadKeepers();
-  std::shared_ptr<BufferKeepers> keepers_;
-  TlsLayer* keepPrev_ = nullptr;
-  TlsLayer* keepNext_ = nullptr;
-  bool readSeen_ = false;
-  api::Reactor::Clock::time_point lastRead_{};
-  enum class Kernel {
-    kOff,         // userspace TLS only
-    kWanted,      // reading record by record so the kernel can take over after the handshake
-    kInstalling,  // handshake done; waiting for the transport to install the keys
-    kActive,      // the kernel encrypts (and, if kernelRx_, decrypts)
-  };
-  Kernel kernel_ = Kernel::kOff;
-  bool kernelRx_ = false;
-  bool peerCloseNotify_ = false;  // kernel mode: the peer's close_notify arrived
-  // TLS 1.3 KeyUpdate in kernel mode: our KeyUpdates sent, new TX key not installed yet. The
-  // application's writes wait in plainOut_ meanwhile (none may precede our KeyUpdate).
-  int txRekeys_ = 0;
-  bool closeAfterRekey_ = false;
-  bool modeCounted_ = false;
-  // TLS 1.3 clients in kernel mode: OpenSSL's read key and next sequence at the hand-over.
-  struct HandBack {
-    uint16_t cipherType = 0;
-    std::string key;
-    std::string iv;  // 12 bytes
-    uint64_t sequence = 0;
-  };
-  std::unique_ptr<HandBack> handBack_;  // allocated for that hand-over only
-  // sendFile in userspace TLS: files are read and encrypted chunk by chunk, paced by the
-  // transport below; what the application writes meanwhile waits behind the file (`after`).
-  struct FileSend {
-    int fd;
-    uint64_t offset;
-    uint64_t remaining;
-    std::function<void(Status)> done;
-    std::string after;
-  };
-  // A list, not a deque: an empty std::deque allocates ~600 bytes, on every idle connection.
-  std::list<FileSend> files_;
-  bool fileReading_ = false;
-  bool lowerPaused_ = false;
-  bool closeAfterFiles_ = false;
+  BufferKeeper keeper_;  // declared after session_, which it borrows
+  KernelHandover kernel_{*this};
+  FileSender files_{*this};
   // Callbacks queued on the reactor check this before touching the layer.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
-
-// Connections by TLS mode, process-wide (for stats and tests).
-struct TlsModeCounts {
-  uint64_t userspace = 0;
-  uint64_t kernelTx = 0;
-  uint64_t kernelTxRx = 0;
-};
-TlsModeCounts tlsModeCounts();
 
 // Wraps an application factory: every connection gets a TlsLayer in `context`'s role.
 // setContext() swaps the context later connections get (certificate reload without a restart):
