@@ -1,8 +1,10 @@
-// The io_uring wrapper: set-up fallbacks, submission-queue exhaustion, batched dispatch, and the
-// provided buffer ring (including running out of buffers).
+// The io_uring wrapper: set-up fallbacks, submission-queue exhaustion, batched dispatch, when an
+// Op is armed, and the provided buffer ring (including running out of buffers).
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <string>
 #include <vector>
@@ -169,6 +171,85 @@ TEST(RingTest, OpsSubmittingFromTheirCompletionsOnAFullRing) {
   __kernel_timespec ts{0, 1000000};
   r->submitAndWait(1, &ts);
   EXPECT_EQ(r->dispatch(), 0u);
+}
+
+// An Op is armed from Ring::setOp until its last completion is delivered, and already disarmed
+// inside complete(): an owner that asks its ops whether it may be freed needs no count of its own.
+TEST(RingTest, OpIsArmedUntilItsCompletionIsDelivered) {
+  auto ring = Ring::create({.entries = 8});
+  ASSERT_TRUE(ring.isOk());
+  struct Probe : Op {
+    void complete(int, uint32_t) override { armedInside.push_back(armed()); }
+    std::vector<bool> armedInside;
+  } op;
+  EXPECT_FALSE(op.armed());
+  io_uring_sqe* sqe = (*ring)->sqe();
+  io_uring_prep_nop(sqe);
+  Ring::setOp(sqe, &op);
+  EXPECT_TRUE(op.armed());
+  // Submitted again before the first completed (as a cancel sent twice): armed until both end.
+  sqe = (*ring)->sqe();
+  io_uring_prep_nop(sqe);
+  Ring::setOp(sqe, &op);
+  ASSERT_EQ((*ring)->submitAndWait(2, nullptr), 2);
+  EXPECT_TRUE(op.armed()) << "completed in the kernel, not yet delivered";
+  EXPECT_EQ((*ring)->dispatch(), 2u);
+  EXPECT_EQ(op.armedInside, (std::vector<bool>{true, false}));
+  EXPECT_FALSE(op.armed());
+}
+
+// A multishot receive stays armed across its IORING_CQE_F_MORE completions; cancelling it ends
+// it with a completion without MORE, which disarms it (and the cancel's own op).
+TEST(RingTest, MultishotOpStaysArmedUntilItsFinalCompletion) {
+  auto ring = Ring::create({.entries = 8});
+  ASSERT_TRUE(ring.isOk());
+  auto br = ProvidedBufferRing::create(**ring, {.groupId = 5, .count = 4, .size = 64});
+  ASSERT_TRUE(br.isOk()) << br.status().message();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  struct Probe : Op {
+    void complete(int res, uint32_t flags) override {
+      events.push_back({res, flags});
+      armedInside.push_back(armed());
+    }
+    std::vector<Recorder::Event> events;
+    std::vector<bool> armedInside;
+  } recv;
+  Recorder cancel;
+  io_uring_sqe* sqe = (*ring)->sqe();
+  io_uring_prep_recv_multishot(sqe, sv[0], nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = 5;
+  Ring::setOp(sqe, &recv);
+  ASSERT_EQ((*ring)->submitAndWait(0, nullptr), 1);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(write(sv[1], "x", 1), 1);
+    for (int turn = 0; recv.events.size() <= static_cast<size_t>(i) && turn < 100; ++turn) {
+      (*ring)->submitAndWait(1, nullptr);
+      (*ring)->dispatch();
+    }
+    ASSERT_EQ(recv.events.size(), static_cast<size_t>(i + 1));
+    EXPECT_EQ(recv.events[i].res, 1);
+    ASSERT_TRUE(recv.events[i].flags & IORING_CQE_F_MORE);
+    (*br)->recycle(ProvidedBufferRing::bufferId(recv.events[i].flags));
+    EXPECT_TRUE(recv.armed());
+  }
+  sqe = (*ring)->sqe();
+  io_uring_prep_cancel(sqe, &recv, 0);
+  Ring::setOp(sqe, &cancel);
+  EXPECT_TRUE(cancel.armed());
+  for (int turn = 0; (recv.armed() || cancel.armed()) && turn < 100; ++turn) {
+    (*ring)->submitAndWait(1, nullptr);
+    (*ring)->dispatch();
+  }
+  EXPECT_FALSE(recv.armed());
+  EXPECT_FALSE(cancel.armed());
+  ASSERT_EQ(recv.events.size(), 3u);
+  EXPECT_EQ(recv.events[2].res, -ECANCELED);
+  EXPECT_FALSE(recv.events[2].flags & IORING_CQE_F_MORE);
+  EXPECT_EQ(recv.armedInside, (std::vector<bool>{true, true, false}));
+  close(sv[0]);
+  close(sv[1]);
 }
 
 TEST(RingTest, TimeoutWaitReturnsWithoutCompletions) {

@@ -79,7 +79,6 @@ class Connector final : public reactor::Resident {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_connect(sqe, fd_, target_.addr(), target_.length());
     uring::Ring::setOp(sqe, &connectOp_);
-    ++inflight_;
     timedOut_ = false;
     timer_ = shard_.callLater(options_.timeout, [this] {
       timedOut_ = true;
@@ -95,18 +94,16 @@ class Connector final : public reactor::Resident {
   void cancelByCaller() {
     if (finished_ || cancelled_) return;
     cancelled_ = true;
-    if (inflight_ > 0) cancelConnect();
+    if (opsArmed()) cancelConnect();
   }
 
   void cancelConnect() {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_cancel(sqe, &connectOp_, 0);
     uring::Ring::setOp(sqe, &cancelOp_);
-    ++inflight_;
   }
 
   void onConnect(int res, uint32_t) {
-    --inflight_;
     timer_.cancel();
     if (res == 0) {
       int fd = fd_;
@@ -143,10 +140,7 @@ class Connector final : public reactor::Resident {
     next();
   }
 
-  void onCancel(int, uint32_t) {
-    --inflight_;
-    maybeRelease();
-  }
+  void onCancel(int, uint32_t) { maybeRelease(); }
 
   void finish(Result<api::Protocol*> result) {
     finished_ = true;
@@ -156,8 +150,11 @@ class Connector final : public reactor::Resident {
   }
 
   void maybeRelease() {
-    if (finished_ && inflight_ == 0) shard_.release(this);
+    if (finished_ && !opsArmed()) shard_.release(this);
   }
+
+  // A connect or a cancel is in the ring: this must not be freed yet.
+  bool opsArmed() const { return connectOp_.armed() || cancelOp_.armed(); }
 
   reactor::Shard& shard_;
   std::vector<Address> candidates_;
@@ -168,7 +165,6 @@ class Connector final : public reactor::Resident {
   Address target_;
   Status last_;
   int fd_ = -1;
-  int inflight_ = 0;
   bool timedOut_ = false;
   bool cancelled_ = false;  // by the caller's ConnectAttempt
   bool finished_ = false;

@@ -2,64 +2,23 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <linux/sockios.h>
-#include <linux/tls.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <cstring>
-#include <fcntl.h>
-
-#include <list>
+#include <string>
 
 #include "framework/base/log.h"
-#include "framework/base/ktls_probe.h"
-
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
+#include "framework/base/tls_wire.h"
+#include "framework/net/pipelined_input.h"
 
 namespace whorl::net {
 
 using uring::Ring;
 
 namespace {
-constexpr size_t kExactBufferSize = 16384 + 512;  // one TLS record at most
-constexpr size_t kControlBufferSize = 16384 + 512;
+constexpr size_t kExactBufferSize = tlswire::kMaxRecordSize;  // one TLS record at most
 }  // namespace
-
-struct TcpTransport::KernelTlsState {
-  explicit KernelTlsState(TcpTransport* t) : controlRecvOp(t), controlSendOp(t) {}
-  uring::MemberOp<TcpTransport, &TcpTransport::onControlRecv> controlRecvOp;
-  uring::MemberOp<TcpTransport, &TcpTransport::onControlSend> controlSendOp;
-  api::KernelTlsSetup setup;
-  std::function<void(Status)> done;
-  bool pending = false;  // waiting for the send side to drain
-  bool tx = false;
-  bool rx = false;
-  bool controlArmed = false;
-  bool controlSendInFlight = false;
-  // recvmsg of a record that is not application data (the kernel reports its type in a cmsg).
-  msghdr recvMsg{};
-  iovec recvIov{};
-  std::unique_ptr<char[]> recvData;  // only while such a recvmsg is armed (idle: no buffer)
-  char recvCmsg[CMSG_SPACE(sizeof(unsigned char))];
-  // sendmsg of our own control records (alerts), in order after the data written before them.
-  struct Outgoing {
-    uint8_t type;
-    std::string data;
-    std::string txInfoAfter;  // KeyUpdate: the next sending key, installed once this is sent
-    std::function<void(Status)> done;
-  };
-  std::list<Outgoing> outgoing;  // (a list: an empty deque allocates)
-  msghdr sendMsg{};
-  iovec sendIov{};
-  char sendCmsg[CMSG_SPACE(sizeof(unsigned char))];
-};
 
 struct TcpTransport::ExactRead {
   explicit ExactRead(TcpTransport* t) : op(t) {}
@@ -67,26 +26,12 @@ struct TcpTransport::ExactRead {
   char buf[kExactBufferSize];
 };
 
-struct TcpTransport::FileIo {
-  explicit FileIo(TcpTransport* t) : spliceInOp(t), spliceOutOp(t), readOp(t) {}
-  ~FileIo() {
-    for (int p : pipe) {
-      if (p >= 0) close(p);
-    }
-  }
-  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceIn> spliceInOp;
-  uring::MemberOp<TcpTransport, &TcpTransport::onSpliceOut> spliceOutOp;
-  uring::MemberOp<TcpTransport, &TcpTransport::onFileRead> readOp;
-  int pipe[2] = {-1, -1};
-  size_t pipeSize = 0;
-  size_t inPipe = 0;  // bytes spliced into the pipe, not yet out to the socket
-  std::unique_ptr<char[]> readBuf;
-  std::function<void(Result<std::string_view>)> readDone;
-};
+bool TcpTransport::exactArmed() const { return exact_ && exact_->op.armed(); }
 
-TcpTransport::FileIo& TcpTransport::fileIo() {
-  if (!fileIo_) fileIo_ = std::make_unique<FileIo>(this);
-  return *fileIo_;
+bool TcpTransport::opsArmed() const {
+  return recvOp_.armed() || sendOp_.armed() || cancelOp_.armed() || exactArmed() ||
+         (fileRead_ && fileRead_->op.armed()) || (splicer_ && splicer_->armed()) ||
+         (ktls_ && ktls_->armed());
 }
 
 TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions& options)
@@ -103,12 +48,11 @@ TcpTransport::TcpTransport(reactor::Shard& shard, int fd, const TransportOptions
 
 TcpTransport::~TcpTransport() {
   if (proxy_) proxy_->timer.cancel();
-  if (sendTimerArmed_) sendTimer_.cancel();
   if (fd_ >= 0) close(fd_);
 }
 
 size_t TcpTransport::bufferedBytes() const {
-  size_t n = pending_.size() + sending_.size() + (fileIo_ ? fileIo_->inPipe : 0);
+  size_t n = pending_.size() + sending_.size() + (splicer_ ? splicer_->inPipe() : 0);
   for (const auto& item : queue_) n += item.bytes.size();
   return n;
 }
@@ -135,49 +79,46 @@ void TcpTransport::sendFile(int fd, uint64_t offset, uint64_t length,
   shard_.scheduleTurnEnd(this);
 }
 
-void TcpTransport::spliceNext() {
-  FileJob& f = *file_;
-  FileIo& io = *fileIo_;
-  if (io.inPipe > 0) {
-    io_uring_sqe* sqe = shard_.ring().sqe();
-    io_uring_prep_splice(sqe, io.pipe[0], -1, fd_, -1, static_cast<unsigned>(io.inPipe), 0);
-    Ring::setOp(sqe, &io.spliceOutOp);
-  } else {
-    size_t n = f.remaining < io.pipeSize ? static_cast<size_t>(f.remaining) : io.pipeSize;
-    io_uring_sqe* sqe = shard_.ring().sqe();
-    io_uring_prep_splice(sqe, f.fd, static_cast<int64_t>(f.offset), io.pipe[1], -1,
-                         static_cast<unsigned>(n), 0);
-    Ring::setOp(sqe, &io.spliceInOp);
+void TcpTransport::startFile() {
+  // Splice file pages through a pipe to the socket: no copy through user space, and over kernel
+  // TLS the kernel encrypts them.
+  if (!splicer_) {
+    FileSplicer::Owner& owner = *this;  // a private base: converted here, where it is accessible
+    splicer_ = std::make_unique<FileSplicer>(shard_.ring(), fd_, owner);
   }
-  sendInFlight_ = true;
-  ++inflight_;
-  sendStarted();
+  Status pipe = splicer_->begin(std::move(queue_.front().file));
+  queue_.pop_front();
+  if (!pipe.isOk()) {
+    finishFile(pipe);
+    closeNow(pipe, false);
+    return;
+  }
+  spliceNext();
 }
 
-void TcpTransport::onSpliceIn(int res, uint32_t) {
-  sendInFlight_ = false;
-  --inflight_;
+void TcpTransport::spliceNext() {
+  splicer_->spliceNext();
+  sendTimeout_.sendStarted();
+}
+
+void TcpTransport::onSpliceIn(int res) {
   if (state_ == State::kClosing || state_ == State::kClosed) {
     maybeFinish();
     return;
   }
   if (res <= 0) {
-    Status why = res == 0 ? api::fileEndedEarly(file_->remaining)
+    Status why = res == 0 ? api::fileEndedEarly(splicer_->remaining())
                           : Status::fromErrno(-res, "sendFile: splice from the file");
     finishFile(why);
     closeNow(why, false);
     maybeFinish();
     return;
   }
-  fileIo_->inPipe = static_cast<size_t>(res);
-  file_->offset += static_cast<uint64_t>(res);
-  file_->remaining -= static_cast<uint64_t>(res);
+  splicer_->filled(static_cast<size_t>(res));
   spliceNext();
 }
 
-void TcpTransport::onSpliceOut(int res, uint32_t) {
-  sendInFlight_ = false;
-  --inflight_;
+void TcpTransport::onSpliceOut(int res) {
   if (res < 0) {
     if (res != -ECANCELED || state_ == State::kOpen) {
       Status why = Status::fromErrno(-res, "sendFile: splice to " + peer_.toString());
@@ -188,61 +129,23 @@ void TcpTransport::onSpliceOut(int res, uint32_t) {
     return;
   }
   shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
-  fileIo_->inPipe -= static_cast<size_t>(res);
+  splicer_->drained(static_cast<size_t>(res));
   if (state_ == State::kClosing || state_ == State::kClosed) {
     maybeFinish();
     return;
   }
-  if (fileIo_->inPipe > 0 || file_->remaining > 0) {
+  if (splicer_->more()) {
     spliceNext();
     return;
   }
   finishFile(Status::ok());
   startSend();
-  if (producerPaused_ && bufferedBytes() <= options_.lowWater && state_ == State::kOpen) {
-    producerPaused_ = false;
-    if (protocol_) protocol_->resumeProducing();
-  }
+  maybeResumeProducer();
   if (state_ == State::kDisconnecting) shard_.scheduleTurnEnd(this);
 }
 
 void TcpTransport::finishFile(Status status) {
-  if (!file_) return;
-  auto done = std::move(file_->done);
-  file_.reset();
-  if (done) done(std::move(status));
-}
-
-void TcpTransport::readFile(int fd, uint64_t offset, size_t length,
-                            std::function<void(Result<std::string_view>)> done) {
-  FileIo& io = fileIo();
-  if (io.readDone) {
-    done(Status(Status::Code::kUnavailable, "readFile: a read is already in flight"));
-    return;
-  }
-  if (length > 256 * 1024) length = 256 * 1024;
-  io.readBuf.reset(new char[length]);
-  io.readDone = std::move(done);
-  io_uring_sqe* sqe = shard_.ring().sqe();
-  io_uring_prep_read(sqe, fd, io.readBuf.get(), static_cast<unsigned>(length), offset);
-  Ring::setOp(sqe, &io.readOp);
-  ++inflight_;
-}
-
-void TcpTransport::onFileRead(int res, uint32_t) {
-  --inflight_;
-  auto done = std::move(fileIo_->readDone);
-  fileIo_->readDone = nullptr;
-  // The callback may start the next read (into a new buffer): keep this one alive locally.
-  std::unique_ptr<char[]> buf = std::move(fileIo_->readBuf);
-  if (state_ == State::kOpen || state_ == State::kDisconnecting) {
-    if (res < 0) {
-      done(Status::fromErrno(-res, "read file"));
-    } else {
-      done(std::string_view(buf.get(), static_cast<size_t>(res)));
-    }
-  }
-  maybeFinish();
+  if (splicer_) splicer_->finish(std::move(status));
 }
 
 void TcpTransport::start(std::unique_ptr<api::Protocol> protocol) {
@@ -305,9 +208,6 @@ void TcpTransport::armRecv() {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_recv(sqe, fd_, exact_->buf, std::min(readLimit_, kExactBufferSize), 0);
     Ring::setOp(sqe, &exact_->op);
-    recvArmed_ = true;
-    exactArmed_ = true;
-    ++inflight_;
     return;
   }
   io_uring_sqe* sqe = shard_.ring().sqe();
@@ -315,15 +215,9 @@ void TcpTransport::armRecv() {
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = shard_.buffers().groupId();
   Ring::setOp(sqe, &recvOp_);
-  recvArmed_ = true;
-  ++inflight_;
 }
 
 void TcpTransport::onRecv(int res, uint32_t flags) {
-  if (!(flags & IORING_CQE_F_MORE)) {
-    recvArmed_ = false;
-    --inflight_;
-  }
   if (res > 0) {
     uint16_t bid = uring::ProvidedBufferRing::bufferId(flags);
     std::string_view data = shard_.buffers().view(bid, static_cast<size_t>(res));
@@ -341,13 +235,11 @@ void TcpTransport::onRecv(int res, uint32_t flags) {
     eof_ = true;
   } else if (res == -ENOBUFS) {
     shard_.stats().recvRearms.fetch_add(1, std::memory_order_relaxed);
-  } else if (res == -EIO && ktls_ && ktls_->rx) {
+  } else if (res == -EIO && ktls_ && ktls_->rx()) {
     // Kernel TLS: the next record is not application data; read it with its type.
-    armControlRecv();
-  } else if (res == -EBADMSG && ktls_ && ktls_->rx) {
-    closeNow(Status(Status::Code::kTls, "kernel TLS: a record from " + peer_.toString() +
-                                            " failed authentication (bad record MAC): corrupted or forged"),
-             false);
+    ktls_->armControlRecv();
+  } else if (res == -EBADMSG && ktls_ && ktls_->rx()) {
+    closeNow(kernelTlsBadRecord(peer_), false);
   } else if (res != -ECANCELED) {
     closeNow(Status::fromErrno(-res, "recv from " + peer_.toString()), false);
   }
@@ -361,9 +253,6 @@ void TcpTransport::consumeReadLimit(size_t n) {
 }
 
 void TcpTransport::onExactRecv(int res, uint32_t) {
-  recvArmed_ = false;
-  exactArmed_ = false;
-  --inflight_;
   if (res > 0) {
     shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     consumeReadLimit(static_cast<size_t>(res));
@@ -378,182 +267,6 @@ void TcpTransport::onExactRecv(int res, uint32_t) {
   }
   if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
   maybeFinish();
-}
-
-Status TcpTransport::kernelTlsAvailable() const { return kernelTlsSupport(); }
-
-void TcpTransport::setReadLimit(size_t limit) {
-  readLimit_ = limit;
-  // A multishot receive would read past the limit: stop it (what it already read is delivered).
-  if (limit != api::LowerTransport::kNoReadLimit && recvArmed_ && !exactArmed_) {
-    io_uring_sqe* sqe = shard_.ring().sqe();
-    io_uring_prep_cancel(sqe, &recvOp_, 0);
-    Ring::setOp(sqe, &cancelOp_);
-    ++inflight_;
-  }
-  if (state_ == State::kOpen) shard_.scheduleTurnEnd(this);
-}
-
-void TcpTransport::startKernelTls(api::KernelTlsSetup setup, std::function<void(Status)> done) {
-  if (state_ != State::kOpen) {
-    done(Status(Status::Code::kAborted, "kernel TLS: the connection is closing"));
-    return;
-  }
-  if (!ktls_) ktls_ = std::make_unique<KernelTlsState>(this);
-  ktls_->setup = std::move(setup);
-  ktls_->done = std::move(done);
-  ktls_->pending = true;
-  shard_.scheduleTurnEnd(this);
-}
-
-void TcpTransport::installKernelTls() {
-  // Every handshake byte is on the wire (no send in flight, nothing pending) and no receive is
-  // armed: the kernel starts exactly at the next record in each direction.
-  KernelTlsState& k = *ktls_;
-  k.pending = false;
-  auto done = std::move(k.done);
-  k.done = nullptr;
-  if (setsockopt(fd_, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) != 0) {
-    done(Status::fromErrno(errno, "kernel TLS: setsockopt TCP_ULP tls"));
-    return;
-  }
-  if (setsockopt(fd_, SOL_TLS, TLS_TX, k.setup.txInfo.data(),
-                 static_cast<socklen_t>(k.setup.txInfo.size())) != 0) {
-    done(Status::fromErrno(errno, "kernel TLS: setsockopt TLS_TX"));
-    return;
-  }
-  k.tx = true;
-  if (!k.setup.rxInfo.empty()) {
-    if (setsockopt(fd_, SOL_TLS, TLS_RX, k.setup.rxInfo.data(),
-                   static_cast<socklen_t>(k.setup.rxInfo.size())) == 0) {
-      k.rx = true;
-    } else {
-      WHORL_LOG(kInfo, "kernel TLS: RX refused for %s (%s); receiving stays in userspace",
-                peer_.toString().c_str(), strerror(errno));
-    }
-  }
-  // Keys are wiped from our copy once the kernel has them.
-  explicit_bzero(k.setup.txInfo.data(), k.setup.txInfo.size());
-  explicit_bzero(k.setup.rxInfo.data(), k.setup.rxInfo.size());
-  readLimit_ = api::LowerTransport::kNoReadLimit;
-  shard_.scheduleTurnEnd(this);
-  done(Status::ok());
-}
-
-void TcpTransport::armControlRecv() {
-  KernelTlsState& k = *ktls_;
-  if (k.controlArmed) return;
-  if (!k.recvData) k.recvData.reset(new char[kControlBufferSize]);
-  k.recvIov = {k.recvData.get(), kControlBufferSize};
-  k.recvMsg = {};
-  k.recvMsg.msg_iov = &k.recvIov;
-  k.recvMsg.msg_iovlen = 1;
-  k.recvMsg.msg_control = k.recvCmsg;
-  k.recvMsg.msg_controllen = sizeof(k.recvCmsg);
-  io_uring_sqe* sqe = shard_.ring().sqe();
-  io_uring_prep_recvmsg(sqe, fd_, &k.recvMsg, 0);
-  Ring::setOp(sqe, &k.controlRecvOp);
-  k.controlArmed = true;
-  ++inflight_;
-}
-
-void TcpTransport::onControlRecv(int res, uint32_t) {
-  --inflight_;
-  KernelTlsState& k = *ktls_;
-  k.controlArmed = false;
-  if (res < 0) {
-    if (res == -EBADMSG) {
-      closeNow(Status(Status::Code::kTls, "kernel TLS: a record from " + peer_.toString() +
-                                              " failed authentication (bad record MAC): corrupted or forged"),
-               false);
-    } else if (res != -ECANCELED) {
-      closeNow(Status::fromErrno(-res, "kernel TLS: recvmsg from " + peer_.toString()), false);
-    }
-    maybeFinish();
-    return;
-  }
-  if (res == 0) {
-    eof_ = true;
-  } else {
-    unsigned char type = 23;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&k.recvMsg); c != nullptr; c = CMSG_NXTHDR(&k.recvMsg, c)) {
-      if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) {
-        type = *CMSG_DATA(c);
-      }
-    }
-    std::string_view data(k.recvData.get(), static_cast<size_t>(res));
-    shard_.stats().bytesIn.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
-    if (state_ == State::kOpen) {
-      if (type == 23) {
-        receive(data);
-      } else if (k.setup.onControlRecord) {
-        k.setup.onControlRecord(type, data);
-      }
-    }
-  }
-  k.recvData.reset();  // control records are rare: an idle connection keeps no buffer for them
-  if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
-  maybeFinish();
-}
-
-void TcpTransport::sendControlRecord(uint8_t type, std::string_view data) {
-  if (!ktls_ || !ktls_->tx || state_ == State::kClosing || state_ == State::kClosed) return;
-  ktls_->outgoing.push_back({type, std::string(data), {}, nullptr});
-  shard_.scheduleTurnEnd(this);
-}
-
-Status TcpTransport::rekeyKernelTlsRx(std::string_view rxInfo) {
-  if (!ktls_ || !ktls_->rx) {
-    return Status(Status::Code::kUnavailable, "kernel TLS: not receiving in the kernel");
-  }
-  int rc = setsockopt(fd_, SOL_TLS, TLS_RX, rxInfo.data(), static_cast<socklen_t>(rxInfo.size()));
-  if (rc != 0) return Status::fromErrno(errno, "kernel TLS: setsockopt TLS_RX (new key)");
-  return Status::ok();
-}
-
-void TcpTransport::rekeyKernelTlsTx(uint8_t type, std::string_view record, std::string txInfo,
-                                    std::function<void(Status)> done) {
-  if (!ktls_ || !ktls_->tx || state_ == State::kClosing || state_ == State::kClosed) {
-    explicit_bzero(txInfo.data(), txInfo.size());
-    done(Status(Status::Code::kUnavailable, "kernel TLS: not sending in the kernel"));
-    return;
-  }
-  ktls_->outgoing.push_back({type, std::string(record), std::move(txInfo), std::move(done)});
-  shard_.scheduleTurnEnd(this);
-}
-
-void TcpTransport::onControlSend(int res, uint32_t) {
-  --inflight_;
-  sendInFlight_ = false;
-  ktls_->controlSendInFlight = false;
-  KernelTlsState::Outgoing sent;
-  if (!ktls_->outgoing.empty()) {
-    sent = std::move(ktls_->outgoing.front());
-    ktls_->outgoing.pop_front();
-  }
-  if (res < 0 && res != -ECANCELED && state_ != State::kClosing) {
-    closeNow(Status::fromErrno(-res, "kernel TLS: sendmsg to " + peer_.toString()), false);
-  }
-  if (res >= 0 && !sent.txInfoAfter.empty()) {
-    // Our KeyUpdate went out under the old key; nothing has been sent after it (one send in
-    // flight at a time), so the new key starts exactly at the next record.
-    Status s;
-    if (setsockopt(fd_, SOL_TLS, TLS_TX, sent.txInfoAfter.data(),
-                   static_cast<socklen_t>(sent.txInfoAfter.size())) != 0) {
-      s = Status::fromErrno(errno, "kernel TLS: setsockopt TLS_TX (new key)");
-    }
-    explicit_bzero(sent.txInfoAfter.data(), sent.txInfoAfter.size());
-    if (!s.isOk()) closeNow(s, false);
-    if (sent.done) sent.done(s);
-  }
-  if (state_ != State::kClosing && state_ != State::kClosed) shard_.scheduleTurnEnd(this);
-  maybeFinish();
-}
-
-api::TlsMode TcpTransport::tlsMode() const {
-  if (ktls_ && ktls_->tx && ktls_->rx) return api::TlsMode::kKernelTxRx;
-  if (ktls_ && ktls_->tx) return api::TlsMode::kKernelTx;
-  return api::TlsMode::kNone;
 }
 
 void TcpTransport::receive(std::string_view data) {
@@ -585,29 +298,6 @@ void TcpTransport::writeSequence(std::span<const std::string_view> parts) {
   afterWrite();
 }
 
-void TcpTransport::writeBuffer(ByteBuffer& bytes) {
-  if (state_ != State::kOpen || bytes.empty()) {
-    bytes.clear();
-    return;
-  }
-  if (pending_.empty()) {
-    // Take the buffer itself (TLS records: no second copy of the ciphertext); the caller gets the
-    // empty one to fill next time, so buffers rotate instead of being allocated.
-    pending_.swap(bytes);
-  } else {
-    pending_.append(bytes.view());
-  }
-  bytes.clear();
-  afterWrite();
-}
-
-bool TcpTransport::flushBeforeSend(api::TurnFlush* flusher) {
-  if (state_ != State::kOpen) return false;
-  flusher_ = flusher;
-  shard_.scheduleTurnEnd(this);
-  return true;
-}
-
 void TcpTransport::afterWrite() {
   // A layer flushing at this turn end (onTurnEnd) is followed by startSend() there already.
   if (!inFlush_) shard_.scheduleTurnEnd(this);
@@ -618,56 +308,20 @@ void TcpTransport::afterWrite() {
 }
 
 void TcpTransport::startSend() {
-  if (sendInFlight_ || state_ == State::kClosing || state_ == State::kClosed) return;
-  if (sending_.empty() && pending_.empty() && queue_.empty() && !file_ && ktls_ &&
-      !ktls_->outgoing.empty()) {
+  if (sendInFlight() || state_ == State::kClosing || state_ == State::kClosed) return;
+  if (sending_.empty() && pending_.empty() && queue_.empty() && !fileBusy() && ktls_ &&
+      ktls_->hasOutgoing()) {
     // A control record (alert) after everything written before it, with its type in a cmsg.
-    KernelTlsState& k = *ktls_;
-    auto& rec = k.outgoing.front();
-    k.sendIov = {rec.data.data(), rec.data.size()};
-    k.sendMsg = {};
-    k.sendMsg.msg_iov = &k.sendIov;
-    k.sendMsg.msg_iovlen = 1;
-    k.sendMsg.msg_control = k.sendCmsg;
-    k.sendMsg.msg_controllen = sizeof(k.sendCmsg);
-    cmsghdr* c = CMSG_FIRSTHDR(&k.sendMsg);
-    c->cmsg_level = SOL_TLS;
-    c->cmsg_type = TLS_SET_RECORD_TYPE;
-    c->cmsg_len = CMSG_LEN(sizeof(unsigned char));
-    *CMSG_DATA(c) = rec.type;
-    io_uring_sqe* sqe = shard_.ring().sqe();
-    io_uring_prep_sendmsg(sqe, fd_, &k.sendMsg, MSG_NOSIGNAL);
-    Ring::setOp(sqe, &k.controlSendOp);
-    sendInFlight_ = true;
-    k.controlSendInFlight = true;
-    ++inflight_;
-    sendStarted();
+    ktls_->sendNext();
+    sendTimeout_.sendStarted();
     return;
   }
   if (sending_.empty() && !queue_.empty()) {
-    OutItem& front = queue_.front();
-    if (front.file) {
-      // Splice file pages through a pipe to the socket: no copy through user space, and over
-      // kernel TLS the kernel encrypts them.
-      FileIo& io = fileIo();
-      if (io.pipe[0] < 0) {
-        if (pipe2(io.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-          Status why = Status::fromErrno(errno, "sendFile: pipe");
-          file_ = std::move(front.file);
-          queue_.pop_front();
-          finishFile(why);
-          closeNow(why, false);
-          return;
-        }
-        int size = fcntl(io.pipe[1], F_SETPIPE_SZ, 1 << 20);
-        io.pipeSize = size > 0 ? static_cast<size_t>(size) : 65536;
-      }
-      file_ = std::move(front.file);
-      queue_.pop_front();
-      spliceNext();
+    if (queue_.front().file) {
+      startFile();
       return;
     }
-    sending_.swap(front.bytes);
+    sending_.swap(queue_.front().bytes);
     queue_.pop_front();
   }
   if (sending_.empty()) {
@@ -677,73 +331,16 @@ void TcpTransport::startSend() {
   io_uring_sqe* sqe = shard_.ring().sqe();
   io_uring_prep_send(sqe, fd_, sending_.data(), sending_.size(), MSG_NOSIGNAL);
   Ring::setOp(sqe, &sendOp_);
-  sendInFlight_ = true;
-  ++inflight_;
-  sendStarted();
+  sendTimeout_.sendStarted();
 }
 
-void TcpTransport::sendStarted() {
-  // One send is in flight at a time and it completes as soon as the kernel takes any byte, so a
-  // send completing is progress. But the kernel reports the socket writable only once a third of
-  // its (autotuned, megabytes large) buffer is free: a slow reader can keep a send waiting far
-  // longer than the timeout while it reads steadily. So the timer, while a send waits, also asks
-  // the kernel how much it still holds (SIOCOUTQ: sent but unacknowledged, and unsent): when that
-  // shrinks, the peer is reading. The data path pays one clock read per send; the timer is armed
-  // only when none is, and the ioctl runs only for sends that already waited a check period.
-  if (options_.sendTimeout.count() <= 0) return;
-  sendSince_ = shard_.now();
-  if (!sendTimerArmed_) armSendTimer(sendCheckPeriod());
+bool TcpTransport::sendWaiting() const {
+  return sendInFlight() && state_ != State::kClosing && state_ != State::kClosed;
 }
 
-reactor::Shard::Clock::duration TcpTransport::sendCheckPeriod() const {
-  // A peer that stops reading is closed between sendTimeout and 1.25 sendTimeout after the last
-  // progress; one that makes any within every sendTimeout never is.
-  return std::max<reactor::Shard::Clock::duration>(options_.sendTimeout / 4,
-                                                   std::chrono::milliseconds(1));
-}
-
-void TcpTransport::armSendTimer(reactor::Shard::Clock::duration delay) {
-  sendTimerArmed_ = true;
-  sendTimer_ = shard_.callLater(delay, [this] { onSendTimer(); });
-}
-
-void TcpTransport::onSendTimer() {
-  sendTimerArmed_ = false;
-  if (!sendInFlight_ || state_ == State::kClosing || state_ == State::kClosed) {
-    sendStall_.reset();  // output is idle: the next send arms the timer again
-    return;
-  }
-  auto now = shard_.now();
-  auto period = sendCheckPeriod();
-  if (now - sendSince_ < period) {
-    sendStall_.reset();  // a send completed recently: progress
-    armSendTimer(sendSince_ + period - now);
-    return;
-  }
-  int queued = 0;
-  if (ioctl(fd_, SIOCOUTQ, &queued) != 0) queued = sendStall_ ? sendStall_->queued : 0;
-  if (!sendStall_ || sendStall_->send != sendSince_ || queued < sendStall_->queued) {
-    // A first look at this send (whatever moved before it is not known: count from now), or
-    // the kernel's queue shrank since the last look: the peer reads.
-    if (!sendStall_) sendStall_ = std::make_unique<SendStall>();
-    *sendStall_ = {sendSince_, now, queued};
-  } else if (now - sendStall_->since >= options_.sendTimeout) {
-    char seconds[32];
-    std::snprintf(seconds, sizeof(seconds), "%g", options_.sendTimeout.count() / 1000.0);
-    // A reset, not a FIN: the peer reads nothing, so a graceful close would leave the unsent
-    // bytes in the kernel for minutes more; the reset frees them (and the descriptor) now.
-    closeNow(Status(Status::Code::kTimeout,
-                    std::string("send timeout: the peer accepted no data for ") + seconds +
-                        " s (it stopped reading); closing"),
-             true);
-    return;
-  }
-  armSendTimer(period);
-}
+void TcpTransport::sendTimedOut(Status reason) { closeNow(std::move(reason), true); }
 
 void TcpTransport::onSend(int res, uint32_t) {
-  sendInFlight_ = false;
-  --inflight_;
   if (res >= 0) {
     shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     sending_.consume(static_cast<size_t>(res));
@@ -752,21 +349,27 @@ void TcpTransport::onSend(int res, uint32_t) {
     // small allocation per response, which glibc's thread cache serves in tens of nanoseconds.
     if (sending_.empty()) sending_.release();
     startSend();
-    if (producerPaused_ && bufferedBytes() <= options_.lowWater && state_ == State::kOpen) {
-      producerPaused_ = false;
-      if (protocol_) protocol_->resumeProducing();
-    }
+    maybeResumeProducer();
     // Closing, or a kernel TLS hand-over, waits for the send side to drain.
-    if (state_ == State::kDisconnecting || (ktls_ && ktls_->pending)) shard_.scheduleTurnEnd(this);
+    if (state_ == State::kDisconnecting || (ktls_ && ktls_->pending())) {
+      shard_.scheduleTurnEnd(this);
+    }
   } else if (res != -ECANCELED || state_ == State::kOpen) {
     closeNow(Status::fromErrno(-res, "send to " + peer_.toString()), false);
   }
   maybeFinish();
 }
 
+void TcpTransport::maybeResumeProducer() {
+  if (producerPaused_ && bufferedBytes() <= options_.lowWater && state_ == State::kOpen) {
+    producerPaused_ = false;
+    if (protocol_) protocol_->resumeProducing();
+  }
+}
+
 void TcpTransport::onTurnEnd() {
   if (state_ == State::kClosing) {
-    if (inflight_ == 0) finish();
+    if (!opsArmed()) finish();
     return;
   }
   if (state_ == State::kClosed) return;
@@ -801,21 +404,19 @@ void TcpTransport::onTurnEnd() {
   startSend();
   // Exact reads are over (they happen only during TLS handshakes): free their buffer here, never
   // while a delivery from it may still be on the stack.
-  if (exact_ && !exactArmed_ && readLimit_ == api::LowerTransport::kNoReadLimit) exact_.reset();
+  if (exact_ && !exactArmed() && readLimit_ == api::LowerTransport::kNoReadLimit) exact_.reset();
   auto outputIdle = [this] {
-    return !sendInFlight_ && bufferedBytes() == 0 && queue_.empty() && !file_;
+    return !sendInFlight() && bufferedBytes() == 0 && queue_.empty() && !fileBusy();
   };
-  if (ktls_ && ktls_->pending && state_ == State::kOpen && outputIdle() &&
-      !recvArmed_) {
+  if (ktls_ && ktls_->pending() && state_ == State::kOpen && outputIdle() && !recvArmed()) {
     installKernelTls();
     if (state_ == State::kClosing || state_ == State::kClosed) return;
   }
-  if (state_ == State::kOpen && !readingPaused_ && !recvArmed_ && !eof_ &&
-      !(ktls_ && (ktls_->pending || ktls_->controlArmed))) {
+  if (state_ == State::kOpen && !readingPaused_ && !recvArmed() && !eof_ &&
+      !(ktls_ && (ktls_->pending() || ktls_->controlRecvArmed()))) {
     armRecv();
   }
-  if (state_ == State::kDisconnecting && outputIdle() &&
-      !(ktls_ && !ktls_->outgoing.empty())) {
+  if (state_ == State::kDisconnecting && outputIdle() && !(ktls_ && ktls_->hasOutgoing())) {
     // Everything was sent: half-close so the peer sees EOF after the last byte, then close.
     shutdown(fd_, SHUT_WR);
     closeNow(reason_.isOk() ? Status::connectionDone() : reason_, false);
@@ -840,58 +441,23 @@ Status TcpTransport::startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
         (tls->actsAsClient() ? "client options (optionsForClientTLS)"
                              : "server options (CertificateOptions)"));
   }
-  // Everything received but not yet processed belongs after the trigger: the protocol's own
-  // buffer (the rest of the read that held the trigger, lines split but not delivered), then
-  // what the transport held back while paused.
-  std::string early = protocol_->takeUnprocessedInput();
-  if (!held_.empty()) {
-    early.append(held_.view());
-    held_.clear();
-  }
+  // Everything received but not yet processed belongs after the trigger.
+  std::string early = PipelinedInputPolicy::takeEarlyInput(*protocol_, held_);
   tlsStarted_ = true;
   protocol_ = tls->wrapForStartTLS(std::move(protocol_), std::move(options.onHandshake));
   protocol_->makeConnection(this);
-  api::PipelinedInput policy = options.pipelined;
-  if (policy == api::PipelinedInput::kAuto) {
-    // The TCP client sends the trigger and the TCP server the go-ahead. Bytes behind the trigger
-    // (TCP server) were sent before the peer saw the go-ahead: reject them. Bytes behind the
-    // go-ahead (TCP client) are discarded, except with reversed roles (normal=false), where the
-    // TCP server is the TLS client and its ClientHello follows its go-ahead at once.
-    if (tlsClient) {
-      policy = api::PipelinedInput::kDiscard;
-    } else {
-      policy = outgoing_ ? api::PipelinedInput::kUseAsTls : api::PipelinedInput::kReject;
-    }
-  }
-  if (!early.empty()) {
-    switch (policy) {
-      case api::PipelinedInput::kReject:
-        WHORL_LOG(kWarning,
-                  "closing %s: %zu bytes of plaintext arrived after STARTTLS, before the TLS "
-                  "handshake (possible command injection, CVE-2011-0411)",
-                  peer_.toString().c_str(), early.size());
-        // What was written before startTLS (the go-ahead) is still sent, then the connection
-        // closes; nothing that arrived is ever delivered.
-        reason_ = Status(Status::Code::kTls,
-                         "plaintext pipelined after STARTTLS before the TLS handshake (" +
-                             std::to_string(early.size()) +
-                             " bytes; possible command injection, CVE-2011-0411)");
-        state_ = State::kDisconnecting;
-        shard_.scheduleTurnEnd(this);
-        break;
-      case api::PipelinedInput::kDiscard:
-        WHORL_LOG(kWarning,
-                  "%s: discarded %zu bytes received after STARTTLS before the TLS handshake "
-                  "(possible injection, CVE-2021-23222 class)",
-                  peer_.toString().c_str(), early.size());
-        break;
-      case api::PipelinedInput::kUseAsTls:
-      case api::PipelinedInput::kAuto:
-        // Fed to the TLS layer at the end of this turn, ahead of anything received later.
-        held_.append(early);
-        shard_.scheduleTurnEnd(this);
-        break;
-    }
+  PipelinedInputPolicy policy(options.pipelined, {.tlsClient = tlsClient, .outgoing = outgoing_});
+  Result<std::string> forTls = policy.apply(std::move(early), peer_);
+  if (!forTls) {
+    // kReject: what was written before startTLS (the go-ahead) is still sent, then the
+    // connection closes; nothing that arrived is ever delivered.
+    reason_ = forTls.status();
+    state_ = State::kDisconnecting;
+    shard_.scheduleTurnEnd(this);
+  } else if (!forTls->empty()) {
+    // kUseAsTls: fed to the TLS layer at the end of this turn, ahead of anything received later.
+    held_.append(*forTls);
+    shard_.scheduleTurnEnd(this);
   }
   return Status::ok();
 }
@@ -899,11 +465,10 @@ Status TcpTransport::startTLS(std::shared_ptr<const api::TlsUpgrade> tls,
 void TcpTransport::pauseProducing() {
   if (readingPaused_) return;
   readingPaused_ = true;
-  if (recvArmed_) {
+  if (recvArmed()) {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_cancel(sqe, &recvOp_, 0);
     Ring::setOp(sqe, &cancelOp_);
-    ++inflight_;
   }
 }
 
@@ -944,30 +509,22 @@ void TcpTransport::closeNow(Status reason, bool reset) {
   state_ = State::kClosing;
   reason_ = std::move(reason);
   resetOnClose_ = reset;
-  if (sendTimerArmed_) {
-    sendTimerArmed_ = false;
-    sendTimer_.cancel();
-  }
-  sendStall_.reset();
-  if (recvArmed_ || sendInFlight_ || (ktls_ && ktls_->controlArmed)) {
+  sendTimeout_.stop();
+  if (recvArmed() || sendInFlight() || (ktls_ && ktls_->controlRecvArmed())) {
     // Cancel every op on this socket; the socket itself is closed after the last completion, so
     // the fd number cannot be reused while a cancel or op still refers to it.
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
     Ring::setOp(sqe, &cancelOp_);
-    ++inflight_;
   }
   maybeFinish();
 }
 
-void TcpTransport::onCancel(int, uint32_t) {
-  --inflight_;
-  maybeFinish();
-}
+void TcpTransport::onCancel(int, uint32_t) { maybeFinish(); }
 
 void TcpTransport::maybeFinish() {
   // connectionLost runs at the end of the turn, never inside the protocol's own call.
-  if (state_ == State::kClosing && inflight_ == 0) shard_.scheduleTurnEnd(this);
+  if (state_ == State::kClosing && !opsArmed()) shard_.scheduleTurnEnd(this);
 }
 
 void TcpTransport::finish() {
@@ -982,7 +539,9 @@ void TcpTransport::finish() {
   sending_.release();
   finishFile(reason_.isOk() ? Status(Status::Code::kAborted, "connection closed") : reason_);
   for (auto& item : queue_) {
-    if (item.file && item.file->done) item.file->done(Status(Status::Code::kAborted, "sendFile: the connection closed first"));
+    if (item.file && item.file->done) {
+      item.file->done(Status(Status::Code::kAborted, "sendFile: the connection closed first"));
+    }
   }
   queue_.clear();
   held_.release();

@@ -1,34 +1,42 @@
 // TcpTransport: a connected TCP socket driven by io_uring, carrying one Protocol.
 //
-//   auto* t = new TcpTransport(shard, fd, peer, {});    // the shard owns it from here
-//   t->start(factory->build(peer));                    // connectionMade, then reads begin
+//   auto* t = new TcpTransport(shard, fd, {});      // takes the socket; the shard owns t from here
+//   t->start(factory->build(t->getPeer()));         // connectionMade, then reads begin
 //
 // Reads: one multishot recv into the shard's provided buffer ring; -ENOBUFS re-arms at the end of
 // the turn, nothing is lost. Writes: appended to a pending buffer and sent once per loop turn,
 // with at most one send in flight (sends on one socket may complete out of order). Flow control:
 // above highWater unsent bytes the protocol is paused, below lowWater resumed. Closing cancels the
-// in-flight ops; the socket is closed and connectionLost() called after the last completion, and
-// the transport (with its protocol) is freed at the end of that turn. Send timeout: output that
-// makes no progress for sendTimeout (no send completes and the kernel's send queue does not
-// shrink: the peer stopped reading) ends the connection with a reset and a kTimeout reason,
-// whatever the state (writing, draining for loseConnection, TLS close_notify); one timer per
-// connection, armed when a send starts and none is armed, so the data path pays one clock read
-// per send. It is also the
-// api::LowerTransport a TLS layer sits on: buffers taken without a copy, the layer's flush at the
-// turn end, io_uring file reads, and the kernel TLS hand-over (kTLS TX/RX, control records).
+// ops on the socket; the socket is closed and connectionLost() called once none of the
+// transport's ops is armed (uring::Op::armed(): the ring keeps that count, nobody else), and the
+// transport (with its protocol) is freed at the end of that turn. Send timeout: output that makes no progress for
+// sendTimeout (no send completes and the kernel's send queue does not shrink: the peer stopped
+// reading) ends the connection with a reset and a kTimeout reason, whatever the state (writing,
+// draining for loseConnection, TLS close_notify); one timer per connection, armed when a send
+// starts and none is armed, so the data path pays one clock read per send.
+//
+// It is also the api::LowerTransport a TLS layer sits on: buffers taken without a copy, the
+// layer's flush at the turn end, io_uring file reads, and the kernel TLS hand-over, whose socket
+// side (keys, control records) is a KtlsSocket. sendFile splices through a FileSplicer; startTLS
+// hands the bytes that arrived before the handshake to a PipelinedInputPolicy. The transport owns
+// the socket, its protocol and those parts (each allocated on first use, so idle connections stay
+// small); it decides what their completions mean for the connection and keeps the output in order.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <functional>
+#include <list>
 #include <memory>
 
 #include "framework/api/lower_transport.h"
 #include "framework/api/protocol.h"
 #include "framework/base/address.h"
 #include "framework/base/buffer.h"
+#include "framework/net/file_splicer.h"
+#include "framework/net/ktls_socket.h"
 #include "framework/net/proxy_protocol.h"
+#include "framework/net/send_timeout.h"
 #include "framework/reactor/shard.h"
 #include "framework/uring/op.h"
 
@@ -51,7 +59,10 @@ struct TransportOptions {
 
 class TcpTransport final : public api::LowerTransport,
                            public reactor::Resident,
-                           private reactor::TurnTask {
+                           private reactor::TurnTask,
+                           private KtlsSocket::Owner,
+                           private FileSplicer::Owner,
+                           private SendTimeout::Owner {
  public:
   // Takes ownership of the connected socket `fd` and registers with `shard`.
   TcpTransport(reactor::Shard& shard, int fd, const TransportOptions& options);
@@ -109,38 +120,50 @@ class TcpTransport final : public api::LowerTransport,
   enum class State {
     kOpen,
     kDisconnecting,  // flush what is pending, then close
-    kClosing,        // waiting for in-flight ops before closing the socket
+    kClosing,        // waiting for the ops in the ring before closing the socket
     kClosed,
   };
+  // Reading, writing, closing (tcp_transport.cc).
   void onRecv(int res, uint32_t flags);
+  void onExactRecv(int res, uint32_t flags);
   void onSend(int res, uint32_t flags);
   void onCancel(int res, uint32_t flags);
-  void onExactRecv(int res, uint32_t flags);
-  void onControlRecv(int res, uint32_t flags);
-  void onControlSend(int res, uint32_t flags);
-  void onSpliceIn(int res, uint32_t flags);
-  void onSpliceOut(int res, uint32_t flags);
-  void onFileRead(int res, uint32_t flags);
-  void spliceNext();
-  void finishFile(Status status);
-  void armControlRecv();
-  void installKernelTls();
-  void consumeReadLimit(size_t n);
   void onTurnEnd() override;
   void armRecv();
-  void startSend();
+  void consumeReadLimit(size_t n);
   void receive(std::string_view data);
   void receiveProxyHeader(std::string_view data);
   void failProxyHeader(Status reason);
   void deliver(std::string_view data);
   void afterWrite();
-  void sendStarted();
-  reactor::Shard::Clock::duration sendCheckPeriod() const;
-  void armSendTimer(reactor::Shard::Clock::duration delay);
-  void onSendTimer();
+  void startSend();
+  void maybeResumeProducer();
   void closeNow(Status reason, bool reset);
   void maybeFinish();
   void finish();
+  // sendFile through the FileSplicer (FileSplicer::Owner).
+  void startFile();
+  void spliceNext();
+  bool fileBusy() const { return splicer_ && splicer_->busy(); }
+  void finishFile(Status status);
+  void onSpliceIn(int res) override;
+  void onSpliceOut(int res) override;
+  // A layer's file reads and the kernel TLS hand-over (tcp_transport_lower.cc; KtlsSocket::Owner).
+  void onFileRead(int res, uint32_t flags);
+  void installKernelTls();
+  void onControlRecv(int res) override;
+  void onControlSend(int res) override;
+  // SendTimeout::Owner
+  bool sendWaiting() const override;
+  void sendTimedOut(Status reason) override;
+
+  // What is in the ring, asked of the ops themselves (uring::Op::armed()).
+  bool recvArmed() const { return recvOp_.armed() || exactArmed(); }
+  bool exactArmed() const;  // the armed receive is an exact one (into exact_)
+  bool sendInFlight() const {  // a send, splice or control record send: one at a time
+    return sendOp_.armed() || (splicer_ && splicer_->armed()) || (ktls_ && ktls_->sendArmed());
+  }
+  bool opsArmed() const;  // any op: the socket stays open and the transport alive until none is
 
   reactor::Shard& shard_;
   int fd_;
@@ -161,59 +184,39 @@ class TcpTransport final : public api::LowerTransport,
   Status reason_;
 
   // The operations every connection uses; the rarer ones (exact reads, files, kernel TLS
-  // control records) live in state allocated on first use, so idle connections stay small.
+  // control records) live in parts allocated on first use, so idle connections stay small.
   uring::MemberOp<TcpTransport, &TcpTransport::onRecv> recvOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onSend> sendOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onCancel> cancelOp_{this};
-  int inflight_ = 0;
-  bool recvArmed_ = false;
-  bool sendInFlight_ = false;
   bool eof_ = false;
   bool readingPaused_ = false;
   bool producerPaused_ = false;
   bool resetOnClose_ = false;
   bool outgoing_ = false;
   bool tlsStarted_ = false;
-  bool sendTimerArmed_ = false;
-
-  // Send timeout (see sendStarted()): when the send in flight was submitted (a completion is
-  // followed by the next submission, so this is also the last progress the completions show),
-  // the one timer that checks, and what it saw of a send that waits (only while one does).
-  reactor::Shard::Clock::time_point sendSince_{};
-  api::DelayedCall sendTimer_;
-  struct SendStall {
-    reactor::Shard::Clock::time_point send;   // sendSince_ of the send it is about
-    reactor::Shard::Clock::time_point since;  // the kernel's queue has been `queued` since then
-    int queued = 0;                           // SIOCOUTQ then
-  };
-  std::unique_ptr<SendStall> sendStall_;
+  SendTimeout sendTimeout_{shard_, fd_, options_.sendTimeout, *this};
 
   // Exact reads (a TLS layer keeping bytes meant for the kernel in the socket).
   size_t readLimit_ = api::LowerTransport::kNoReadLimit;
   struct ExactRead;
   std::unique_ptr<ExactRead> exact_;  // its operation and buffer, while exact reads happen
-  bool exactArmed_ = false;           // the armed receive is an exact one (into exact_)
   // sendFile: the output queue holds byte runs and files in order; pending_ is its open tail.
-  struct FileJob {
-    int fd;
-    uint64_t offset;
-    uint64_t remaining;
-    std::function<void(Status)> done;
-  };
   struct OutItem {
     ByteBuffer bytes;
     std::unique_ptr<FileJob> file;
   };
   // A list, not a deque: an empty std::deque allocates ~600 bytes, on every idle connection.
   std::list<OutItem> queue_;
-  std::unique_ptr<FileJob> file_;  // the file being spliced
-  // sendFile's pipe and readFile's buffer (one read at a time), from the first use on.
-  struct FileIo;
-  std::unique_ptr<FileIo> fileIo_;
-  FileIo& fileIo();
-  // Kernel TLS.
-  struct KernelTlsState;
-  std::unique_ptr<KernelTlsState> ktls_;
+  std::unique_ptr<FileSplicer> splicer_;  // from the first file sent on; busy() while one is
+  // readFile's operation and buffer (one read at a time), from the first use on.
+  struct FileRead {
+    explicit FileRead(TcpTransport* t) : op(t) {}
+    uring::MemberOp<TcpTransport, &TcpTransport::onFileRead> op;
+    std::unique_ptr<char[]> buf;
+    std::function<void(Result<std::string_view>)> done;
+  };
+  std::unique_ptr<FileRead> fileRead_;
+  std::unique_ptr<KtlsSocket> ktls_;  // from the first startKernelTls on
 
   // A layer's flush to run at the end of this turn, before sending (flushBeforeSend).
   api::TurnFlush* flusher_ = nullptr;

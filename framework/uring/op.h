@@ -1,4 +1,5 @@
-// Op: one in-flight io_uring operation. A completion's user_data is the Op*.
+// Op: the completion handler of an io_uring operation, which knows whether the operation is still
+// in the ring. A completion's user_data is the Op*.
 //
 //   struct RecvDone : Op {
 //     void complete(int res, uint32_t flags) override { conn->onRecv(res, flags); }
@@ -6,11 +7,20 @@
 //   };
 //   io_uring_sqe* sqe = ring.sqe();
 //   io_uring_prep_recv(sqe, fd, buf, len, 0);
-//   Ring::setOp(sqe, &recvDone);
+//   Ring::setOp(sqe, &recvDone);            // recvDone.armed() from here...
+//   ...
+//   if (!recvDone.armed()) freeConn();      // ...until its last completion was delivered
 //
-// Ops are usually members of the object that issued them; that object must outlive every
-// completion (count them in flight, free the owner after the last one). user_data 0 means "no Op":
-// its completion is dropped (used for fire-and-forget cancels).
+// Ops are usually members of the object that issued them, and that object must outlive every
+// completion: it is freed only once none of its ops is armed(). The ring keeps the count, so
+// owners do not: Ring::setOp arms an op, and Ring::dispatch disarms it just before it delivers the
+// op's last completion, the one without IORING_CQE_F_MORE (a multishot op stays armed across the
+// completions flagged MORE and ends with one that is not, also when it is cancelled). Inside
+// complete() armed() already says whether more completions will come. An op submitted again
+// before it completed (a cancel sent twice) stays armed until every submission has ended. So
+// never submit an op with IOSQE_CQE_SKIP_SUCCESS: it would stay armed. user_data 0 means "no
+// Op": its completion is dropped (used for fire-and-forget cancels). Like its Ring, an Op belongs
+// to one thread.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +32,15 @@ class Op {
   // res: the kernel's result (-errno on failure). flags: IORING_CQE_F_* (MORE, BUFFER, ...).
   virtual void complete(int res, uint32_t flags) = 0;
 
+  // In the ring: submitted (Ring::setOp), and its last completion not yet delivered.
+  bool armed() const { return submissions_ != 0; }
+
  protected:
   ~Op() = default;
+
+ private:
+  friend class Ring;
+  uint32_t submissions_ = 0;  // submissions whose last completion is not delivered yet
 };
 
 // An Op that forwards to a member function: MemberOp<Conn, &Conn::onRecv> recvOp{this};

@@ -93,7 +93,11 @@ void Ring::countOverflow() {
 
 void Ring::complete(const Completion& c) {
   if (c.data == 0) return;
-  reinterpret_cast<Op*>(static_cast<uintptr_t>(c.data))->complete(c.res, c.flags);
+  Op* op = reinterpret_cast<Op*>(static_cast<uintptr_t>(c.data));
+  // Disarmed before complete() runs: the handler sees whether more will come, and may let the
+  // op's owner be freed (nothing here touches the op after complete()).
+  if (!(c.flags & IORING_CQE_F_MORE)) --op->submissions_;
+  op->complete(c.res, c.flags);
 }
 
 int Ring::submit() {

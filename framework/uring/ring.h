@@ -4,9 +4,9 @@
 //   if (!ring) return ring.status();
 //   io_uring_sqe* sqe = (*ring)->sqe();          // never null: submits to make room if full
 //   io_uring_prep_nop(sqe);
-//   Ring::setOp(sqe, &myOp);
+//   Ring::setOp(sqe, &myOp);                     // myOp.armed() from here...
 //   (*ring)->submitAndWait(1, nullptr);
-//   (*ring)->dispatch();                         // calls myOp.complete(res, flags)
+//   (*ring)->dispatch();                         // ...to here: disarms it, calls myOp.complete()
 //
 // Set-up tries SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then no flags; mode() names the
 // choice. With SINGLE_ISSUER only the creating thread may submit, so a shard creates its ring on
@@ -17,8 +17,9 @@
 // completions in its overflow list (the completion queue was full), or refuses the submit
 // (-EBUSY on kernels that will not accept work while the overflow list is non-empty, -EAGAIN when
 // short of memory), sqe() first copies the completion queue into a backlog, so the kernel has room
-// again and the retry can succeed; it never runs an Op (a completion handler may call sqe()).
-// dispatch() completes the backlog before the queue, in the order the kernel posted them.
+// again and the retry can succeed; it never runs an Op (a completion handler may call sqe()), and
+// an Op whose completion waits in the backlog stays armed. dispatch() completes the backlog before
+// the queue, in the order the kernel posted them.
 #pragma once
 
 #include <liburing.h>
@@ -68,7 +69,11 @@ class Ring {
     io_uring_sqe_set_data(s, nullptr);
     return s;
   }
-  static void setOp(io_uring_sqe* sqe, Op* op) { io_uring_sqe_set_data(sqe, op); }
+  // Tags `sqe` with `op` and arms it (Op::armed()) until its last completion is delivered.
+  static void setOp(io_uring_sqe* sqe, Op* op) {
+    io_uring_sqe_set_data(sqe, op);
+    if (op != nullptr) ++op->submissions_;
+  }
 
   // Submits pending entries and waits for at least `waitNr` completions or the timeout (null: no
   // timeout). Returns the number submitted or -errno; -ETIME and -EINTR are not failures. Does not
@@ -78,7 +83,8 @@ class Ring {
   unsigned pendingSubmissions() const { return io_uring_sq_ready(&ring_); }
 
   // Completes every available completion: the backlog first, then the queue (copies a batch,
-  // frees the queue slots, then calls each Op's complete()). Returns how many were dispatched.
+  // frees the queue slots, then calls each Op's complete(), disarming the Op first when it is the
+  // last completion of its submission). Returns how many were dispatched.
   unsigned dispatch();
 
   uint64_t submittedTotal() const { return submittedTotal_; }
