@@ -311,7 +311,7 @@ void TcpTransport::startSend() {
   if (sendInFlight() || state_ == State::kClosing || state_ == State::kClosed) return;
   if (sending_.empty() && pending_.empty() && queue_.empty() && !fileBusy() && ktls_ &&
       ktls_->hasOutgoing()) {
-    // A control record (alert) after everything written before it, with its type in a cmsg.
+    // A control record (an alert, our KeyUpdate) after everything written before it.
     ktls_->sendNext();
     sendTimeout_.sendStarted();
     return;

@@ -426,8 +426,7 @@ void TlsLayer::Upper::loseConnection() {
 
 void TlsLayer::Upper::abortConnection() {
   TlsLayer* l = layer_;
-  // A close that waits keeps waiting (for nothing: nothing more is encrypted, and the transport
-  // closes now).
+  // A graceful close already waiting keeps its state: the transport closes now anyway.
   if (l->close_ == Close::kOpen) l->close_ = Close::kClosing;
   l->aborted_ = true;
   l->plainOut_.release();

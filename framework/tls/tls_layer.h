@@ -113,15 +113,16 @@ class TlsLayer final : public api::Protocol,
     TlsLayer* layer_;
   };
 
-  // How the connection closes. Once it is closing, the application's writes are dropped;
-  // close_notify goes out once nothing has to precede it any more.
+  // How the connection closes. Once it is not kOpen, the application's writes are dropped. The
+  // kAfter states are a graceful close (loseConnection) waiting for what must precede its
+  // close_notify; closeGracefully() moves to them, closeAfterWait() on from them.
   enum class Close : uint8_t {
     kOpen,
-    kClosing,         // under way (or done): loseConnection(), abortConnection(), or the peer's
+    kClosing,         // under way or done: loseConnection(), abortConnection(), or the peer's
                       // close_notify
-    kAfterHandshake,  // loseConnection() before the handshake and the kernel hand-over settled
-    kAfterFiles,      // loseConnection() while files were queued: after the last one
-    kAfterRekey,      // kernel TLS: after our KeyUpdate's new key is installed
+    kAfterHandshake,  // until the handshake and the kernel hand-over have settled
+    kAfterFiles,      // until the last queued file is out
+    kAfterRekey,      // kernel TLS: until our KeyUpdate's new key is installed
   };
   bool closing() const override { return close_ != Close::kOpen; }
 
