@@ -51,10 +51,10 @@ bool FileSender::pump() {
 
 void FileSender::read(File& f) {
   reading_ = true;
-  auto alive = host_.alive();
+  auto self = anchor_.ref();
   size_t chunk = f.remaining < kChunk ? static_cast<size_t>(f.remaining) : kChunk;
-  auto onRead = [this, alive](Result<std::string_view> r) {
-    if (!*alive) return;
+  auto onRead = [this, self](Result<std::string_view> r) {
+    if (!self) return;
     reading_ = false;
     if (files_.empty()) return;
     File& cur = files_.front();

@@ -30,6 +30,7 @@
 #include "framework/api/lower_transport.h"
 #include "framework/api/transport.h"
 #include "framework/base/status.h"
+#include "framework/base/weak_ref.h"
 
 namespace whorl::tls {
 
@@ -56,8 +57,6 @@ class FileSender {
     virtual api::Transport& transportBelow() = 0;
     // Null over a plain Transport: files are then read with pread.
     virtual api::LowerTransport* lower() = 0;
-    // The layer's lifetime flag: a read's callback checks it before touching either.
-    virtual const std::shared_ptr<bool>& alive() const = 0;
 
    protected:
     ~Host() = default;
@@ -95,6 +94,8 @@ class FileSender {
   Host& host_;
   // A list, not a deque: an empty std::deque allocates ~600 bytes, on every idle connection.
   std::list<File> files_;
+  // A read's callback checks it before touching this sender (which dies with its layer). Last.
+  WeakAnchor<FileSender> anchor_{this};
   bool reading_ = false;
   bool pausedBelow_ = false;
 };

@@ -70,12 +70,12 @@ Status KernelHandover::install() {
   api::KernelTlsSetup setup;
   setup.txInfo = params->tx.cryptoInfo;
   setup.rxInfo = params->rx.cryptoInfo;
-  auto alive = host_.alive();
-  setup.onControlRecord = [this, alive](uint8_t type, std::string_view data) {
-    if (*alive) onControlRecord(type, data);
+  auto self = anchor_.ref();
+  setup.onControlRecord = [this, self](uint8_t type, std::string_view data) {
+    if (self) onControlRecord(type, data);
   };
-  lower.startKernelTls(std::move(setup), [this, alive](Status s) {
-    if (*alive) host_.kernelInstalled(std::move(s));
+  lower.startKernelTls(std::move(setup), [this, self](Status s) {
+    if (self) host_.kernelInstalled(std::move(s));
   });
   return Status::ok();
 }
@@ -179,10 +179,10 @@ void KernelHandover::onPeerKeyUpdate(bool updateRequested) {
     return;
   }
   ++txRekeys_;
-  auto alive = host_.alive();
+  auto self = anchor_.ref();
   lower.rekeyKernelTlsTx(tlswire::kHandshake, tlswire::kKeyUpdateNotRequested,
-                         std::move(tx->cryptoInfo), [this, alive](Status st) {
-                           if (*alive) onTxRekeyed(std::move(st));
+                         std::move(tx->cryptoInfo), [this, self](Status st) {
+                           if (self) onTxRekeyed(std::move(st));
                          });
 }
 

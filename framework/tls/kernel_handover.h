@@ -31,6 +31,7 @@
 #include "framework/tls/ktls.h"
 #include "framework/tls/options.h"
 #include "framework/tls/session.h"
+#include "framework/base/weak_ref.h"
 
 namespace whorl::tls {
 
@@ -51,8 +52,6 @@ class KernelHandover {
     // The layer's transport: the connection as a whole (it may wrap the LowerTransport).
     virtual api::Transport& transportBelow() = 0;
     virtual api::LowerTransport* lower() = 0;
-    // The layer's lifetime flag: a callback from the transport checks it before touching either.
-    virtual const std::shared_ptr<bool>& alive() const = 0;
     // The application or the peer started closing.
     virtual bool closing() const = 0;
     // Records the connection's failure (the first one counts); the caller or the transport
@@ -124,6 +123,9 @@ class KernelHandover {
   // TLS 1.3 clients in kernel mode: OpenSSL's read key and next sequence at the hand-over.
   // Allocated for that hand-over only.
   std::unique_ptr<Tls13RecordKey> handBack_;
+  // Callbacks from the transport check it before touching the hand-over (which dies with its
+  // layer). Last.
+  WeakAnchor<KernelHandover> anchor_{this};
 };
 
 }  // namespace whorl::tls

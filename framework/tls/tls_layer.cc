@@ -18,7 +18,7 @@ TlsLayer::TlsLayer(std::shared_ptr<TlsContext> context, std::unique_ptr<api::Pro
 }
 
 TlsLayer::~TlsLayer() {
-  *alive_ = false;
+  anchor_.clear();
   handshakeTimer_.cancel();
   keeper_.release();
 }
@@ -32,10 +32,10 @@ void TlsLayer::connectionMade() {
     return;
   }
   session_ = std::move(session.value());
-  auto alive = alive_;
+  auto self = anchor_.ref();
   auto timeout = context_->handshakeTimeout();
-  handshakeTimer_ = transport()->reactor().callLater(timeout, [this, alive, timeout] {
-    if (!*alive || session_->handshakeDone()) return;
+  handshakeTimer_ = transport()->reactor().callLater(timeout, [this, self, timeout] {
+    if (!self || session_->handshakeDone()) return;
     failWith(Status(Status::Code::kTimeout, "TLS handshake timed out after " +
                                                 std::to_string(timeout.count()) + " ms"));
     transport()->abortConnection();
@@ -243,9 +243,9 @@ void TlsLayer::scheduleFlush() {
   // The transport below calls flushBeforeSend() at the end of the turn; only a transport that
   // cannot needs a callback (an allocation per flush) on the reactor.
   if (lower_ != nullptr && lower_->flushBeforeSend(this)) return;
-  auto alive = alive_;
-  transport()->reactor().callSoon([this, alive] {
-    if (!*alive) return;
+  auto self = anchor_.ref();
+  transport()->reactor().callSoon([this, self] {
+    if (!self) return;
     flushScheduled_ = false;
     flushPlaintext();
   });
@@ -451,9 +451,9 @@ void TlsLayer::Upper::resumeProducing() {
   l->appPaused_ = false;
   // Records already decrypted or buffered are delivered without waiting for new input.
   if (l->session_ && l->session_->handshakeDone() && l->session_->hasPendingPlaintext()) {
-    auto alive = l->alive_;
-    l->transport()->reactor().callSoon([l, alive] {
-      if (*alive && !l->lost_) {
+    auto self = l->anchor_.ref();
+    l->transport()->reactor().callSoon([l, self] {
+      if (self && !l->lost_) {
         l->readLoop();
       }
     });

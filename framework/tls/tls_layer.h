@@ -43,6 +43,7 @@
 #include "framework/tls/kernel_handover.h"  // also tlsModeCounts()
 #include "framework/tls/options.h"
 #include "framework/tls/session.h"
+#include "framework/base/weak_ref.h"
 
 namespace whorl::tls {
 
@@ -142,7 +143,6 @@ class TlsLayer final : public api::Protocol,
   // KernelHandover::Host and FileSender::Host: what the parts borrow, and their events.
   api::Transport& transportBelow() override { return *transport(); }
   api::LowerTransport* lower() override { return lower_; }
-  const std::shared_ptr<bool>& alive() const override { return alive_; }
   void kernelInstalled(Status s) override;
   void kernelPeerClosed() override;
   void kernelRekeyed() override;
@@ -171,8 +171,9 @@ class TlsLayer final : public api::Protocol,
   BufferKeeper keeper_;  // declared after session_, which it borrows
   KernelHandover kernel_{*this};
   FileSender files_{*this};
-  // Callbacks queued on the reactor check this before touching the layer.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Callbacks queued on the reactor check it before touching the layer. Last: references read
+  // null before any other member is destroyed.
+  WeakAnchor<TlsLayer> anchor_{this};
 };
 
 // Wraps an application factory: every connection gets a TlsLayer in `context`'s role.
