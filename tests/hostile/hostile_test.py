@@ -195,11 +195,14 @@ class HostileTest(ServiceTest):
                 time.sleep(0.05)  # a client's retry interval
 
     def wait_fds(self, svc, want, timeout=WAIT * 2):
-        """Waits until the service has `want` descriptors (connections close asynchronously)."""
+        """Waits until the service has at most `want` descriptors (connections close
+        asynchronously). At most, not exactly: under ASan+UBSan the sanitizer runtime opens a pipe
+        for a moment (its memory-accessibility check), so a baseline sampled at that moment counts
+        descriptors that are gone a little later; a leak stays above the baseline."""
         deadline = now() + timeout
         while True:
             got = fd_count(svc.proc.pid)
-            if got == want:
+            if got <= want:
                 return got
             if now() > deadline:
                 raise AssertionError("%s has %d descriptors, %d at the baseline:\n%s" %
