@@ -3,11 +3,14 @@
 // connectionLost once and the descriptor is freed; a slow reader that keeps taking bytes is never
 // cut off, nor is a connection whose output drained and then stayed idle. Peers are POSIX sockets.
 #include <dirent.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -93,11 +96,23 @@ class Echo : public api::Protocol {
   void dataReceived(std::string_view data) override { transport()->write(data); }
 };
 
+// Descriptors other than pipes: under ASan+UBSan the sanitizer runtime opens a pipe for a moment
+// (its memory-accessibility probe), so a count that includes pipes can be one or two off either
+// way. Nothing in these tests splices, so the server owns no pipes whose leak this would hide.
 size_t openDescriptors() {
   size_t n = 0;
   DIR* d = opendir("/proc/self/fd");
   if (d == nullptr) return 0;
-  while (readdir(d) != nullptr) ++n;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[64] = {};
+    std::string link = std::string("/proc/self/fd/") + e->d_name;
+    if (readlink(link.c_str(), target, sizeof(target) - 1) > 0 &&
+        std::string_view(target).starts_with("pipe:")) {
+      continue;
+    }
+    ++n;
+  }
   closedir(d);
   return n;
 }
