@@ -328,10 +328,30 @@ void TcpTransport::startSend() {
     if (pending_.empty()) return;
     sending_.swap(pending_);
   }
-  io_uring_sqe* sqe = shard_.ring().sqe();
-  io_uring_prep_send(sqe, fd_, sending_.data(), sending_.size(), MSG_NOSIGNAL);
-  Ring::setOp(sqe, &sendOp_);
+  if (quietSendFits()) {
+    shard_.ring().prepSendQuiet(&sendOp_, fd_, sending_.data(),
+                                static_cast<unsigned>(sending_.size()), MSG_NOSIGNAL);
+  } else {
+    io_uring_sqe* sqe = shard_.ring().sqe();
+    io_uring_prep_send(sqe, fd_, sending_.data(), sending_.size(), MSG_NOSIGNAL);
+    Ring::setOp(sqe, &sendOp_);
+  }
   sendTimeout_.sendStarted();
+}
+
+bool TcpTransport::quietSendFits() const {
+  // A quiet send ends with no completion when it sent everything, so the shard's wait goes on
+  // until the next event and the send is settled then (Ring, "Quiet sends"). That is right only
+  // when nothing here waits for it: no closing or kernel TLS hand-over waiting for the drain, no
+  // paused producer, no more bytes queued behind it. After a short send the socket buffer is
+  // full: the next send waits for room as usual. Kernel TLS sockets refuse MSG_WAITALL.
+  return shard_.ring().quietSends() && !lastSendShort_ && !sendCompletionAwaited() &&
+         sending_.size() <= kMaxQuietSend;
+}
+
+bool TcpTransport::sendCompletionAwaited() const {
+  return state_ != State::kOpen || eof_ || ktls_ || producerPaused_ || !pending_.empty() ||
+         !queue_.empty();
 }
 
 bool TcpTransport::sendWaiting() const {
@@ -341,7 +361,10 @@ bool TcpTransport::sendWaiting() const {
 void TcpTransport::sendTimedOut(Status reason) { closeNow(std::move(reason), true); }
 
 void TcpTransport::onSend(int res, uint32_t) {
+  // A quiet send that found no room at all (Ring::prepSendQuiet): nothing was sent.
+  if (res == -EAGAIN) res = 0;
   if (res >= 0) {
+    lastSendShort_ = static_cast<size_t>(res) < sending_.size();
     shard_.stats().bytesOut.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
     sending_.consume(static_cast<size_t>(res));
     // Drained: give the buffer back. An idle connection then holds no send buffer (1-2 KiB each
@@ -402,6 +425,9 @@ void TcpTransport::onTurnEnd() {
     state_ = State::kDisconnecting;
   }
   startSend();
+  // A quiet send still out, and something now waits for it (bytes written behind it later in
+  // this turn, a close): the shard must not sleep on it.
+  if (sendOp_.quiet() && sendCompletionAwaited()) shard_.ring().settleSoon();
   // Exact reads are over (they happen only during TLS handshakes): free their buffer here, never
   // while a delivery from it may still be on the stack.
   if (exact_ && !exactArmed() && readLimit_ == api::LowerTransport::kNoReadLimit) exact_.reset();

@@ -160,6 +160,10 @@ class TcpTransport final : public api::LowerTransport,
   // What is in the ring, asked of the ops themselves (uring::Op::armed()).
   bool recvArmed() const { return recvOp_.armed() || exactArmed(); }
   bool exactArmed() const;  // the armed receive is an exact one (into exact_)
+  bool quietSendFits() const;
+  bool sendCompletionAwaited() const;  // more to send behind it, a close or a hand-over
+  // Quiet sends are for responses, not bulk: a bigger send rarely fits the socket buffer at once.
+  static constexpr size_t kMaxQuietSend = 64 * 1024;
   bool sendInFlight() const {  // a send, splice or control record send: one at a time
     return sendOp_.armed() || (splicer_ && splicer_->armed()) || (ktls_ && ktls_->sendArmed());
   }
@@ -189,6 +193,7 @@ class TcpTransport final : public api::LowerTransport,
   uring::MemberOp<TcpTransport, &TcpTransport::onSend> sendOp_{this};
   uring::MemberOp<TcpTransport, &TcpTransport::onCancel> cancelOp_{this};
   bool eof_ = false;
+  bool lastSendShort_ = false;  // the last send did not take everything: the socket buffer is full
   bool readingPaused_ = false;
   bool producerPaused_ = false;
   bool resetOnClose_ = false;

@@ -17,8 +17,9 @@
 // op's last completion, the one without IORING_CQE_F_MORE (a multishot op stays armed across the
 // completions flagged MORE and ends with one that is not, also when it is cancelled). Inside
 // complete() armed() already says whether more completions will come. An op submitted again
-// before it completed (a cancel sent twice) stays armed until every submission has ended. So
-// never submit an op with IOSQE_CQE_SKIP_SUCCESS: it would stay armed. user_data 0 means "no
+// before it completed (a cancel sent twice) stays armed until every submission has ended. Never
+// set IOSQE_CQE_SKIP_SUCCESS on an op yourself (it would stay armed): Ring::prepSendQuiet does,
+// and completes the op itself when the kernel posts nothing. user_data 0 means "no
 // Op": its completion is dropped (used for fire-and-forget cancels). Like its Ring, an Op belongs
 // to one thread.
 #pragma once
@@ -34,6 +35,9 @@ class Op {
 
   // In the ring: submitted (Ring::setOp), and its last completion not yet delivered.
   bool armed() const { return submissions_ != 0; }
+  // A quiet send (Ring::prepSendQuiet) that has not been settled: it may well have sent
+  // everything already, but its completion comes only with the ring's next dispatch.
+  bool quiet() const { return quiet_; }
 
  protected:
   ~Op() = default;
@@ -41,6 +45,7 @@ class Op {
  private:
   friend class Ring;
   uint32_t submissions_ = 0;  // submissions whose last completion is not delivered yet
+  bool quiet_ = false;  // a quiet send (Ring::prepSendQuiet) that the ring has not settled yet
 };
 
 // An Op that forwards to a member function: MemberOp<Conn, &Conn::onRecv> recvOp{this};

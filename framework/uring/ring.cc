@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <sys/socket.h>
+
 #include "framework/base/log.h"
 
 namespace whorl::uring {
@@ -29,6 +31,11 @@ Result<std::unique_ptr<Ring>> Ring::create(const RingOptions& options) {
     if (err == 0) {
       ring->initialized_ = true;
       ring->mode_ = a.name;
+      // Each io_uring_enter then names the ring by its index in this thread's table instead of
+      // its fd: no fget/fput per call, which every request pays at light load (one wait, one
+      // submit). Kernels before 5.18 refuse it; the fd works as before.
+      ring->ringFdRegistered_ = io_uring_register_ring_fd(&ring->ring_) == 1;
+      ring->quietSends_ = (p.features & IORING_FEAT_CQE_SKIP) != 0;
       return ring;
     }
     // EINVAL: this kernel does not know the flags; try the next set.
@@ -91,9 +98,43 @@ void Ring::countOverflow() {
   stats_->cqDropped.store(IO_URING_READ_ONCE(*ring_.cq.koverflow), std::memory_order_relaxed);
 }
 
+void Ring::prepSendQuiet(Op* op, int fd, const void* buf, unsigned len, int flags) {
+  io_uring_sqe* s = sqe();
+  io_uring_prep_send(s, fd, buf, len, flags | MSG_DONTWAIT | MSG_WAITALL);
+  // DONTWAIT: the kernel never parks it to wait for room, so it ends during this submit (a short
+  // or refused send ends as a failure, which is posted). WAITALL: a short send is a failure, not
+  // a success whose completion would be skipped.
+  s->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  setOp(s, op);
+  op->quiet_ = true;
+  quiet_.push_back({op, ring_.sq.sqe_tail - 1, len});
+}
+
+unsigned Ring::settleQuiet() {
+  // Only sends the kernel has taken: a submit it cut short leaves the rest in the queue.
+  unsigned head = IO_URING_READ_ONCE(*ring_.sq.khead);
+  quietScratch_.swap(quiet_);
+  unsigned settled = 0;
+  for (const Quiet& q : quietScratch_) {
+    if (static_cast<int>(head - q.index) <= 0) {
+      quiet_.push_back(q);
+      continue;
+    }
+    // Its failure completion, if it had one, was dispatched already and cleared quiet_.
+    if (!q.op->quiet_) continue;
+    ++settled;
+    q.op->quiet_ = false;
+    --q.op->submissions_;
+    q.op->complete(static_cast<int>(q.len), 0);
+  }
+  quietScratch_.clear();
+  return settled;
+}
+
 void Ring::complete(const Completion& c) {
   if (c.data == 0) return;
   Op* op = reinterpret_cast<Op*>(static_cast<uintptr_t>(c.data));
+  op->quiet_ = false;  // a quiet send's completion: it fell short or failed
   // Disarmed before complete() runs: the handler sees whether more will come, and may let the
   // op's owner be freed (nothing here touches the op after complete()).
   if (!(c.flags & IORING_CQE_F_MORE)) --op->submissions_;
@@ -108,6 +149,10 @@ int Ring::submit() {
 
 int Ring::submitAndWait(unsigned waitNr, const __kernel_timespec* timeout) {
   if (!backlog_.empty()) [[unlikely]] return submit();
+  if (settleSoon_) {
+    settleSoon_ = false;
+    return submit();
+  }
   io_uring_cqe* cqe = nullptr;
   unsigned ready = io_uring_sq_ready(&ring_);
   int n;
@@ -127,6 +172,9 @@ unsigned Ring::dispatch() {
   constexpr unsigned kBatch = 256;
   unsigned total = 0;
   bool overflowChecked = false;
+  // Quiet sends the kernel took before now are settled after the completions that came with them
+  // (their failures among them). Sends submitted while these run wait for the next dispatch.
+  bool settle = !quiet_.empty();
   for (;;) {
     // The backlog is older than anything in the queue. Ops may add to it (their sqe() calls reap
     // what completed since): those go after the ones being completed, and are taken next round.
@@ -139,7 +187,19 @@ unsigned Ring::dispatch() {
     }
     io_uring_cqe* cqes[kBatch];
     unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kBatch);
-    if (n == 0) break;
+    if (n == 0) {
+      if (!settle) break;
+      // A quiet send's failure may sit in the kernel's overflow list: flush it in first.
+      if (io_uring_cq_has_overflow(&ring_)) [[unlikely]] {
+        countOverflow();
+        io_uring_get_events(&ring_);
+        if (io_uring_cq_ready(&ring_) != 0) continue;
+      }
+      settle = false;
+      total += settleQuiet();
+      if (!backlog_.empty() || io_uring_cq_ready(&ring_) != 0) continue;
+      break;
+    }
     // Only a full queue can have completions waiting in the kernel's overflow list.
     if ((n == kBatch || n == ring_.cq.ring_entries) && !overflowChecked) [[unlikely]] {
       overflowChecked = true;
@@ -150,7 +210,7 @@ unsigned Ring::dispatch() {
     io_uring_cq_advance(&ring_, n);
     for (unsigned i = 0; i < n; ++i) complete(done[i]);
     total += n;
-    if (n < kBatch && backlog_.empty()) break;
+    if (n < kBatch && backlog_.empty() && !settle) break;
   }
   return total;
 }

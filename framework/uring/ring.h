@@ -20,6 +20,14 @@
 // again and the retry can succeed; it never runs an Op (a completion handler may call sqe()), and
 // an Op whose completion waits in the backlog stays armed. dispatch() completes the backlog before
 // the queue, in the order the kernel posted them.
+//
+// Quiet sends. A lone response at light load used to cost two io_uring_enter calls: one that
+// submitted the send, which completed at once and so ended the wait, and one to sleep. A quiet
+// send (prepSendQuiet) is MSG_DONTWAIT|MSG_WAITALL with IOSQE_CQE_SKIP_SUCCESS: the kernel issues
+// it during the submit, and it posts a completion only when it did not send everything (the
+// count it did send, or -EAGAIN / -errno). So the submit and the sleep are one call, and
+// dispatch() delivers the full length to the op itself for each quiet send the kernel took and
+// did not complete, after every completion that arrived with it.
 #pragma once
 
 #include <liburing.h>
@@ -60,6 +68,9 @@ class Ring {
 
   // "single_issuer+defer_taskrun", "coop_taskrun" or "plain".
   const std::string& mode() const { return mode_; }
+  // Whether io_uring_enter finds the ring through this thread's registered-ring table (5.18+).
+  // The ring must then be driven from the thread that created it, as SINGLE_ISSUER requires too.
+  bool ringFdRegistered() const { return ringFdRegistered_; }
   io_uring* raw() { return &ring_; }
 
   // A free submission entry; submits pending entries to make room when the queue is full.
@@ -74,6 +85,17 @@ class Ring {
     io_uring_sqe_set_data(sqe, op);
     if (op != nullptr) ++op->submissions_;
   }
+
+  // Whether this kernel can skip successful completions (5.17+): prepSendQuiet works.
+  bool quietSends() const { return quietSends_; }
+  // A send of `len` bytes from `buf` on a stream socket, as a quiet send (above): `op` completes
+  // with `len` once the kernel took it and posted nothing, else with what the kernel posted (a
+  // short count, -EAGAIN when the socket buffer was full, -errno). Not for kernel-TLS sockets
+  // (they refuse MSG_WAITALL). Requires quietSends().
+  void prepSendQuiet(Op* op, int fd, const void* buf, unsigned len, int flags);
+  // Someone waits for a quiet send's completion (more bytes queued behind it, a close waiting
+  // for the drain): the next submitAndWait only submits, so the next dispatch settles it.
+  void settleSoon() { settleSoon_ = true; }
 
   // Submits pending entries and waits for at least `waitNr` completions or the timeout (null: no
   // timeout). Returns the number submitted or -errno; -ETIME and -EINTR are not failures. Does not
@@ -98,13 +120,26 @@ class Ring {
   };
 
   Ring() = default;
+  // A quiet send not settled yet: `index` is its submission-queue slot number (sqe_tail).
+  struct Quiet {
+    Op* op;
+    unsigned index;
+    unsigned len;
+  };
+
   io_uring_sqe* makeRoom();
+  unsigned settleQuiet();
   void reapIntoBacklog();
   void countOverflow();
   static void complete(const Completion& c);
 
   io_uring ring_{};
   bool initialized_ = false;
+  bool ringFdRegistered_ = false;
+  bool quietSends_ = false;
+  bool settleSoon_ = false;
+  std::vector<Quiet> quiet_;
+  std::vector<Quiet> quietScratch_;
   std::string mode_;
   uint64_t submittedTotal_ = 0;
   RingStats ownStats_;
