@@ -362,12 +362,32 @@ Result<TrustRoot> trustRootFromPath(const std::string& path) {
   return trustRootFromCertificates(std::move(all));
 }
 
+namespace {
+
+// OpenSSL fills a certificate's extension cache (key identifiers, purposes, flags) on first use,
+// under the certificate's own lock; verification on other threads reads it without that lock. The
+// roots of one context are shared by every shard, so two shards verifying their first peers at
+// once race on it (ThreadSanitizer: X509_check_akid reading a root's SKID while another thread
+// sets it). Filling the cache here, before the context is shared, leaves only reads.
+void cacheExtensions(X509_STORE* store) {
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    if (X509* x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
+      X509_check_purpose(x, -1, 0);
+    }
+  }
+}
+
+}  // namespace
+
 Status TrustRoot::addTo(X509_STORE* store) const {
   if (kind_ == Kind::kPlatform) {
     if (X509_STORE_load_locations(store, platformFile_.empty() ? nullptr : platformFile_.c_str(),
                                   platformDir_.empty() ? nullptr : platformDir_.c_str()) != 1) {
       return Status(Status::Code::kTls, "cannot load the system trust store: " + takeOpenSSLErrors());
     }
+    // (A directory's certificates are loaded later, on lookup, under the store's lock.)
+    cacheExtensions(store);
     return Status::ok();
   }
   for (const auto& c : certs_) {
@@ -380,6 +400,7 @@ Status TrustRoot::addTo(X509_STORE* store) const {
       return Status(Status::Code::kTls, "cannot add trust root " + c.toString() + ": " + takeOpenSSLErrors());
     }
   }
+  cacheExtensions(store);
   return Status::ok();
 }
 
