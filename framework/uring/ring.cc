@@ -172,8 +172,9 @@ unsigned Ring::dispatch() {
   constexpr unsigned kBatch = 256;
   unsigned total = 0;
   bool overflowChecked = false;
-  // Quiet sends the kernel took before now are settled after the completions that came with them
-  // (their failures among them). Sends submitted while these run wait for the next dispatch.
+  // Quiet sends the kernel has taken are settled once the queue and the backlog are empty, so
+  // after the completions that came with them (their failures among them). Those still in the
+  // submission queue wait for a later dispatch.
   bool settle = !quiet_.empty();
   for (;;) {
     // The backlog is older than anything in the queue. Ops may add to it (their sqe() calls reap
