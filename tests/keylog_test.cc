@@ -10,53 +10,29 @@
 #include "framework/tls/certificate.h"
 #include "framework/tls/options.h"
 #include "framework/tls/session.h"
+#include "tests/tls/tls_pipe.h"
 
 namespace whorl::tls {
 namespace {
 
-std::string cert(const std::string& name) {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/whorl/certs/" + name;
-}
-
-// Runs one in-memory handshake between a client and a server session.
-void handshake(TlsSession& client, TlsSession& server) {
-  bool cdone = false, sdone = false;
-  for (int i = 0; i < 20 && !(cdone && sdone); ++i) {
-    bool c = false, s = false;
-    ASSERT_TRUE(client.advanceHandshake(&c).isOk());
-    cdone = cdone || c;
-    std::string toServer(client.output());
-    client.clearOutput();
-    server.beginInput(toServer);
-    ASSERT_TRUE(server.advanceHandshake(&s).isOk()) << server.failure().message();
-    sdone = sdone || s;
-    server.endInput();
-    std::string toClient(server.output());
-    server.clearOutput();
-    client.beginInput(toClient);
-    ASSERT_TRUE(client.advanceHandshake(&c).isOk()) << client.failure().message();
-    cdone = cdone || c;
-    client.endInput();
-  }
-  EXPECT_TRUE(cdone && sdone);
-}
-
 TEST(KeylogTest, WritesNssKeyLogLinesWhenAskedTo) {
   std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/keys.log";
   setenv("SSLKEYLOGFILE", path.c_str(), 1);
-  auto pc = PrivateCertificate::loadPEMFile(cert("test/localhost.pem"));
+  auto pc = PrivateCertificate::loadPEMFile(test::certPath("test/localhost.pem"));
   ASSERT_TRUE(pc.isOk());
   auto serverOptions = pc->options();
-  serverOptions.extraCertChain = {*Certificate::loadPEMFile(cert("test/intermediate.pem"))};
+  serverOptions.extraCertChain = {
+      *Certificate::loadPEMFile(test::certPath("test/intermediate.pem"))};
   auto server = serverOptions.context();
   ASSERT_TRUE(server.isOk()) << server.status().message();
-  auto client = optionsForClientTLS(
-      "localhost", trustRootFromCertificates({*Certificate::loadPEMFile(cert("test/ca.pem"))}));
+  auto ca = Certificate::loadPEMFile(test::certPath("test/ca.pem"));
+  auto client = optionsForClientTLS("localhost", trustRootFromCertificates({*ca}));
   ASSERT_TRUE(client.isOk()) << client.status().message();
   auto cs = TlsSession::create(client.context());
   auto ss = TlsSession::create(*server);
   ASSERT_TRUE(cs.isOk() && ss.isOk());
-  handshake(**cs, **ss);
+  Status st = test::handshakeInMemory(**cs, **ss);
+  EXPECT_TRUE(st.isOk()) << st.message();
 
   std::ifstream in(path);
   std::stringstream text;

@@ -7,55 +7,29 @@
 #include <gtest/gtest.h>
 
 #include <barrier>
-#include <cstdlib>
 #include <string>
 #include <thread>
 
 #include "framework/tls/certificate.h"
 #include "framework/tls/options.h"
 #include "framework/tls/session.h"
+#include "tests/tls/tls_pipe.h"
 
 namespace whorl::tls {
 namespace {
 
-std::string cert(const std::string& name) {
-  return std::string(std::getenv("TEST_SRCDIR")) + "/whorl/certs/" + name;
-}
-
-// One in-memory handshake; true once both sides finished.
-bool handshake(TlsSession& client, TlsSession& server) {
-  bool cdone = false, sdone = false;
-  for (int i = 0; i < 20 && !(cdone && sdone); ++i) {
-    bool c = false, s = false;
-    if (!client.advanceHandshake(&c).isOk()) return false;
-    cdone = cdone || c;
-    std::string toServer(client.output());
-    client.clearOutput();
-    server.beginInput(toServer);
-    if (!server.advanceHandshake(&s).isOk()) return false;
-    sdone = sdone || s;
-    server.endInput();
-    std::string toClient(server.output());
-    server.clearOutput();
-    client.beginInput(toClient);
-    if (!client.advanceHandshake(&c).isOk()) return false;
-    cdone = cdone || c;
-    client.endInput();
-  }
-  return cdone && sdone;
-}
-
 TEST(SharedRootsTest, TwoThreadsVerifyAgainstOneContextAtOnce) {
-  auto pc = PrivateCertificate::loadPEMFile(cert("test/localhost.pem"));
+  auto pc = PrivateCertificate::loadPEMFile(test::certPath("test/localhost.pem"));
   ASSERT_TRUE(pc.isOk()) << pc.status().message();
   auto serverOptions = pc->options();
-  serverOptions.extraCertChain = {*Certificate::loadPEMFile(cert("test/intermediate.pem"))};
+  serverOptions.extraCertChain = {
+      *Certificate::loadPEMFile(test::certPath("test/intermediate.pem"))};
   auto server = serverOptions.context();
   ASSERT_TRUE(server.isOk()) << server.status().message();
   // Fresh roots each round (their caches empty): the race is a matter of timing, so give it a
   // few chances.
   for (int round = 0; round < 8; ++round) {
-    auto root = trustRootFromPath(cert("test/ca.pem"));
+    auto root = trustRootFromPath(test::certPath("test/ca.pem"));
     ASSERT_TRUE(root.isOk()) << root.status().message();
     auto client = optionsForClientTLS("localhost", *root);
     ASSERT_TRUE(client.isOk()) << client.status().message();
@@ -68,7 +42,7 @@ TEST(SharedRootsTest, TwoThreadsVerifyAgainstOneContextAtOnce) {
         auto cs = TlsSession::create(client.context());
         auto ss = TlsSession::create(*server);
         start.arrive_and_wait();
-        ok[t] = cs.isOk() && ss.isOk() && handshake(**cs, **ss);
+        ok[t] = cs.isOk() && ss.isOk() && test::handshakeInMemory(**cs, **ss).isOk();
       });
     }
     for (auto& th : threads) th.join();

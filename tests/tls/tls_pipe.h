@@ -1,6 +1,7 @@
 // In-memory test harness for TLS: a manual reactor, a pipe of two transports that moves bytes
 // between two protocols (usually two TlsLayers) in chunks of a chosen size, a recording
-// application protocol, and helpers to find certs/ and parse TLS record headers.
+// application protocol, helpers to find certs/ and parse TLS record headers, and a handshake
+// between two I/O-free TlsSessions (handshakeInMemory).
 //
 //   ManualReactor reactor;
 //   auto clientLog = std::make_shared<AppLog>();
@@ -38,6 +39,7 @@
 #include "framework/base/address.h"
 #include "framework/base/status.h"
 #include "framework/tls/certificate.h"
+#include "framework/tls/session.h"
 #include "tests/fake_transport.h"
 
 namespace whorl::test {
@@ -53,6 +55,34 @@ inline std::string readCertFile(const std::string& name) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// One handshake between two I/O-free sessions, moving each side's output to the other until both
+// are done. Returns the first failure, or an error if 20 rounds did not finish it.
+inline Status handshakeInMemory(tls::TlsSession& client, tls::TlsSession& server) {
+  bool clientDone = false, serverDone = false;
+  // Feeds `from`'s output to `to` (copied: input is read in place, and the output is cleared).
+  auto deliver = [](tls::TlsSession& from, tls::TlsSession& to, bool* toDone) {
+    std::string bytes(from.output());
+    from.clearOutput();
+    to.beginInput(bytes);
+    bool done = false;
+    Status st = to.advanceHandshake(&done);
+    to.endInput();
+    *toDone = *toDone || done;
+    return st;
+  };
+  for (int i = 0; i < 20 && !(clientDone && serverDone); ++i) {
+    bool done = false;
+    WHORL_RETURN_IF_ERROR(client.advanceHandshake(&done));
+    clientDone = clientDone || done;
+    WHORL_RETURN_IF_ERROR(deliver(client, server, &serverDone));
+    WHORL_RETURN_IF_ERROR(deliver(server, client, &clientDone));
+  }
+  if (!(clientDone && serverDone)) {
+    return Status(Status::Code::kTls, "the handshake did not finish");
+  }
+  return Status::ok();
 }
 
 // A callSoon queue and callLater timers that run only when the test says so.
