@@ -28,10 +28,10 @@
 #include "framework/api/lower_transport.h"
 #include "framework/api/transport.h"
 #include "framework/base/status.h"
+#include "framework/base/weak_ref.h"
 #include "framework/tls/ktls.h"
 #include "framework/tls/options.h"
 #include "framework/tls/session.h"
-#include "framework/base/weak_ref.h"
 
 namespace whorl::tls {
 

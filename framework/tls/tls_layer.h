@@ -38,12 +38,12 @@
 #include "framework/api/protocol.h"
 #include "framework/api/transport.h"
 #include "framework/base/buffer.h"
+#include "framework/base/weak_ref.h"
 #include "framework/tls/buffer_keeper.h"
 #include "framework/tls/file_sender.h"
 #include "framework/tls/kernel_handover.h"  // also tlsModeCounts()
 #include "framework/tls/options.h"
 #include "framework/tls/session.h"
-#include "framework/base/weak_ref.h"
 
 namespace whorl::tls {
 
