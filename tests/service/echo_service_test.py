@@ -311,8 +311,8 @@ class DrainTest(ServiceTest):
         while True:
             try:
                 c = socket.create_connection(("127.0.0.1", svc.port(i)), timeout=WAIT)
-            except ConnectionRefusedError:
-                return
+            except (ConnectionRefusedError, ConnectionResetError):
+                return  # refused, or reset while connect() ran as the listener closed
             try:
                 c.sendall(b"?")
                 got, how = wait_closed_by_server(c, timeout=0.5)
