@@ -91,12 +91,10 @@ void TlsLayer::kernelInstalled(Status s) {
   if (!plainOut_.empty() && !aborted_) transport()->write(plainOut_.view());
   plainOut_.release();
   session_->releaseBuffers();
+  // A close waiting on queued files is pumpFiles()'s to finish. Any other close (the peer's
+  // close_notify answered, an abort) is done: closing again would send a second close_notify.
   pumpFiles();
-  if (close_ == Close::kAfterHandshake) {
-    closeAfterWait();
-  } else if (closing() && !lost_) {
-    closeGracefully();
-  }
+  if (close_ == Close::kAfterHandshake) closeAfterWait();
 }
 
 void TlsLayer::kernelFallback(Status why) {
