@@ -299,6 +299,7 @@ class RawClient {
       char buf[16384];
       ssize_t n = recv(fd_, buf, sizeof(buf), 0);
       if (n <= 0) return false;
+      wire_.append(buf, static_cast<size_t>(n));
       session_->beginInput(std::string_view(buf, static_cast<size_t>(n)));
       if (!session_->advanceHandshake(&done).isOk()) return false;
       session_->endInput();
@@ -333,6 +334,7 @@ class RawClient {
       if (poll(&p, 1, 20000) <= 0) break;
       ssize_t k = recv(fd_, buf, sizeof(buf), 0);
       if (k <= 0) break;
+      wire_.append(buf, static_cast<size_t>(k));
       session_->beginInput(std::string_view(buf, static_cast<size_t>(k)));
       r = session_->read([&](std::string_view d) {
         got.append(d);
@@ -346,10 +348,37 @@ class RawClient {
     }
     return got;
   }
+  // Reads what is left until the server's FIN, undecrypted, into wire().
+  void drainToEof() {
+    char buf[16384];
+    for (;;) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 20000) <= 0) return;
+      ssize_t k = recv(fd_, buf, sizeof(buf), 0);
+      if (k <= 0) return;
+      wire_.append(buf, static_cast<size_t>(k));
+    }
+  }
+  // Every byte received from the server, as it came off the socket (handshake() and receive()
+  // and drainToEof()).
+  const std::string& wire() const { return wire_; }
+  // The lengths of the whole TLS records in wire(), in order.
+  std::vector<size_t> recordLengths() const {
+    std::vector<size_t> out;
+    for (size_t pos = 0; pos + 5 <= wire_.size();) {
+      size_t len = static_cast<unsigned char>(wire_[pos + 3]) << 8 |
+                   static_cast<unsigned char>(wire_[pos + 4]);
+      if (pos + 5 + len > wire_.size()) break;
+      out.push_back(len);
+      pos += 5 + len;
+    }
+    return out;
+  }
   int fd() const { return fd_; }
   tls::TlsSession& session() { return *session_; }
 
  private:
+  std::string wire_;
   int fd_ = -1;
   std::unique_ptr<tls::TlsSession> session_;
 };

@@ -176,6 +176,13 @@ TEST_F(KtlsTest, SendFileIsSplicedThroughKernelTls) {
   EXPECT_EQ(got.substr(5 + content.size()), ":tail");
   EXPECT_EQ(log_.firstMode(), "kernel TX+RX");
   EXPECT_GE(tlsStat()["TlsTxSw"] - before["TlsTxSw"], 1);
+  // The close came while the file waited for the hand-over: one close_notify ends the stream (a
+  // TLS 1.3 alert record is 19 bytes: the alert, its inner content type and the 16-byte tag).
+  client.drainToEof();
+  std::vector<size_t> records = client.recordLengths();
+  ASSERT_GE(records.size(), 3u);
+  EXPECT_EQ(records.back(), 19u) << "the stream does not end with a close_notify";
+  EXPECT_NE(records[records.size() - 2], 19u) << "two close_notify records end the stream";
   close(fd);
 }
 
