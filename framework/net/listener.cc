@@ -69,20 +69,14 @@ WeakRef<Listener> Listener::start(reactor::Shard& shard, int fd,
 }
 
 void Listener::arm() {
-  if (armed_ || stopping_) return;
+  if (acceptOp_.armed() || stopping_) return;
   io_uring_sqe* sqe = shard_.ring().sqe();
   io_uring_prep_multishot_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
   uring::Ring::setOp(sqe, &acceptOp_);
-  armed_ = true;
-  ++inflight_;
 }
 
 void Listener::onAccept(int res, uint32_t flags) {
   bool more = flags & IORING_CQE_F_MORE;
-  if (!more) {
-    armed_ = false;
-    --inflight_;
-  }
   if (res >= 0) {
     backoff_ = std::chrono::milliseconds(0);
     if (stopping_) {
@@ -112,7 +106,6 @@ void Listener::onAccept(int res, uint32_t flags) {
       io_uring_sqe* sqe = shard_.ring().sqe();
       io_uring_prep_cancel(sqe, &acceptOp_, 0);
       uring::Ring::setOp(sqe, &cancelOp_);
-      ++inflight_;
     }
     if (!stopping_ && !retry_.active()) {
       retry_ = shard_.callLater(backoff_, [this] { arm(); });
@@ -124,14 +117,11 @@ void Listener::onAccept(int res, uint32_t flags) {
     shard_.stats().acceptErrors.fetch_add(1, std::memory_order_relaxed);
     WHORL_LOG(kDebug, "accept: %s", strerror(-res));
   }
-  if (!armed_ && !stopping_ && !retry_.active()) arm();
+  if (!acceptOp_.armed() && !stopping_ && !retry_.active()) arm();
   maybeClose();
 }
 
-void Listener::onCancel(int, uint32_t) {
-  --inflight_;
-  maybeClose();
-}
+void Listener::onCancel(int, uint32_t) { maybeClose(); }
 
 void Listener::stop(std::function<void()> done) {
   if (done) onClosed_.push_back(std::move(done));
@@ -144,17 +134,17 @@ void Listener::stop(std::function<void()> done) {
   if (stopping_) return;
   stopping_ = true;
   retry_.cancel();
-  if (armed_) {
+  if (acceptOp_.armed()) {
     io_uring_sqe* sqe = shard_.ring().sqe();
     io_uring_prep_cancel(sqe, &acceptOp_, 0);
     uring::Ring::setOp(sqe, &cancelOp_);
-    ++inflight_;
   }
   maybeClose();
 }
 
 void Listener::maybeClose() {
-  if (!stopping_ || inflight_ > 0 || closed_) return;
+  // The ops point at this listener: it goes once the ring has delivered their last completions.
+  if (!stopping_ || acceptOp_.armed() || cancelOp_.armed() || closed_) return;
   closed_ = true;
   close(fd_);
   fd_ = -1;

@@ -58,8 +58,6 @@ class Listener final : public reactor::Resident {
   TransportOptions transportOptions_;
   uring::MemberOp<Listener, &Listener::onAccept> acceptOp_{this};
   uring::MemberOp<Listener, &Listener::onCancel> cancelOp_{this};
-  int inflight_ = 0;
-  bool armed_ = false;
   bool stopping_ = false;
   bool closed_ = false;
   api::DelayedCall retry_;

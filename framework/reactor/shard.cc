@@ -69,11 +69,9 @@ void Shard::armMailbox() {
   io_uring_sqe* sqe = ring_->sqe();
   io_uring_prep_read(sqe, eventFd_, &eventValue_, sizeof(eventValue_), 0);
   uring::Ring::setOp(sqe, &mailboxOp_);
-  mailboxArmed_ = true;
 }
 
 void Shard::onMailbox(int res, uint32_t) {
-  mailboxArmed_ = false;
   if (res < 0 && res != -EINTR && res != -EAGAIN) {
     WHORL_LOG(kError, "mailbox read failed: %s", std::strerror(-res));
   }

@@ -170,7 +170,6 @@ class Shard final : public api::Reactor {
   int eventFd_ = -1;
   uint64_t eventValue_ = 0;
   uring::MemberOp<Shard, &Shard::onMailbox> mailboxOp_{this};
-  bool mailboxArmed_ = false;
   std::mutex mailboxMu_;
   std::vector<std::function<void()>> mailbox_;
   std::atomic<bool> wakePending_{false};
