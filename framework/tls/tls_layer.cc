@@ -352,15 +352,13 @@ void TlsLayer::writeFileBytes(std::string_view bytes) {
 }
 
 void TlsLayer::pumpFiles() {
-  if (files_.empty() && close_ == Close::kAfterFiles && !lost_) {
-    if (session_ && session_->handshakeDone()) {
-      closeAfterWait();
-    } else {
-      close_ = Close::kAfterHandshake;
-    }
-    return;
+  if (!files_.pump() || close_ != Close::kAfterFiles || lost_) return;
+  // The last file is out: the close that waited for it goes ahead.
+  if (session_ && session_->handshakeDone()) {
+    closeAfterWait();
+  } else {
+    close_ = Close::kAfterHandshake;
   }
-  if (files_.pump() && close_ == Close::kAfterFiles) pumpFiles();
 }
 
 void TlsLayer::fileFailed() { upper_.abortConnection(); }
