@@ -103,6 +103,13 @@ class Slot {
 
   bool handshakeMode() const { return opt_.mode == Mode::kHandshake; }
   bool openLoop() const { return opt_.rate > 0; }
+  // Whether a request whose latency counts from `start` is part of the measurement. In an open
+  // loop it must be scheduled inside the window: requests scheduled in the warm-up and sent late
+  // (connections still shaking hands) would otherwise land in the window with their whole wait,
+  // and push the achieved rate above the offered one.
+  bool counts(Clock::time_point start) const {
+    return load_.measuring() && (!openLoop() || start >= load_.measureStart_);
+  }
   void connect();
   void onConnectResult(uint64_t attempt, const Result<api::Protocol*>& r);
   void onReady();
@@ -213,7 +220,7 @@ void Slot::start(Clock::time_point now) {
 Clock::time_point Slot::takeSchedule(Clock::time_point now) {
   Clock::time_point due = next_;
   next_ += plan_.interval;
-  if (now - due > kLate && load_.measuring()) ++load_.lateSends_;
+  if (now - due > kLate && counts(due)) ++load_.lateSends_;
   return std::min(due, now);
 }
 
@@ -253,7 +260,7 @@ void Slot::onConnectionMade(LoadProtocol* p) {
 
 void Slot::onHandshake() {
   resumedConnection_ = conn_->transport()->sessionResumed();
-  if (load_.measuring()) {
+  if (handshakeMode() ? counts(cycleStart_) : load_.measuring()) {
     ++load_.stats_.handshakes;
     if (resumedConnection_) ++load_.stats_.resumed;
   }
@@ -269,7 +276,7 @@ void Slot::onReady() {
     return;
   }
   if (work_ == Work::kNone) {
-    if (load_.measuring()) {
+    if (counts(cycleStart_)) {
       ++load_.stats_.requests;
       load_.stats_.latency.record(micros(now - cycleStart_));
     }
@@ -306,7 +313,7 @@ void Slot::sendOne(Clock::time_point start, Clock::time_point now) {
 
 void Slot::completeOne(Clock::time_point now) {
   const InFlight& f = ring_[head_];
-  if (load_.measuring()) {
+  if (counts(f.start)) {
     ++load_.stats_.requests;
     load_.stats_.latency.record(micros(now - f.start));
   }

@@ -10,7 +10,7 @@
 //
 // Each shard (--shards) drives its share of --connections with its own TLS client context, so
 // session resumption uses one cache per shard. The run lasts --warmup plus --duration seconds;
-// only the latter is measured. Exit status: 0; 1 if no request succeeded (or the runtime could
+// only the latter is measured (in an open loop: the requests scheduled in it). Exit status: 0; 1 if no request succeeded (or the runtime could
 // not start); 2 for bad flags or unusable TLS settings.
 #include <sched.h>
 

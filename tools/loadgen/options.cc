@@ -15,7 +15,7 @@ constexpr const char* kDescription =
     "http (HTTP/1.1 keep-alive GETs of --path), handshake (a new connection per request, "
     "optionally with one --request; --resume for session resumption). Closed loop by default; "
     "--rate R for an open loop at R requests/s in total, latency counted from each request's "
-    "scheduled time. Runs --warmup then --duration seconds and reports requests/s, MB/s, "
+    "scheduled time (only requests scheduled after the warm-up count). Runs --warmup then --duration seconds and reports requests/s, MB/s, "
     "handshakes/s, latency percentiles and errors (--json: one line of JSON). Exit status: 0, 1 if "
     "no request succeeded, 2 for bad flags.";
 
