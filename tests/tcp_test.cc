@@ -408,12 +408,55 @@ double cpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// The process's descriptor table for one test: its soft limit lowered to 256 (restored when this
+// goes), filled to the last entry on demand.
+class DescriptorTable {
+ public:
+  DescriptorTable() {
+    lowered_ = getrlimit(RLIMIT_NOFILE, &saved_) == 0;
+    rlimit low = saved_;
+    low.rlim_cur = 256;
+    lowered_ = lowered_ && setrlimit(RLIMIT_NOFILE, &low) == 0;
+  }
+  ~DescriptorTable() {
+    release();
+    if (lowered_) setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  DescriptorTable(const DescriptorTable&) = delete;
+  DescriptorTable& operator=(const DescriptorTable&) = delete;
+  bool lowered() const { return lowered_; }
+  // Takes every free entry; returns the errno that stopped it (EMFILE: the table is full).
+  int fill() {
+    for (;;) {
+      int fd = dup(0);
+      if (fd < 0) return errno;
+      filler_.push_back(fd);
+    }
+  }
+  void release() {
+    for (int fd : filler_) close(fd);
+    filler_.clear();
+  }
+
+ private:
+  rlimit saved_{};
+  bool lowered_ = false;
+  std::vector<int> filler_;
+};
+
+// connect() on a socket made before the table filled: the handshake completes in the kernel,
+// whether or not the server can accept it.
+int connectReserved(int fd, uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+}
+
 TEST(TcpTest, DescriptorExhaustionKeepsServingAndRetriesWithoutSpinning) {
-  rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  rlimit low = saved;
-  low.rlim_cur = 256;
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  DescriptorTable table;
+  ASSERT_TRUE(table.lowered());
   {
     reactor::Runtime rt(options(1));
     ASSERT_TRUE(rt.start().isOk());
@@ -426,21 +469,9 @@ TEST(TcpTest, DescriptorExhaustionKeepsServingAndRetriesWithoutSpinning) {
     EXPECT_EQ(testutil::recvExactly(a, 3), "one");
     int b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // reserved before the table fills
     ASSERT_GE(b, 0);
-    std::vector<int> filler;
-    for (;;) {
-      int fd = dup(0);
-      if (fd < 0) {
-        ASSERT_EQ(errno, EMFILE);
-        break;
-      }
-      filler.push_back(fd);
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(p);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(table.fill(), EMFILE);
     // The handshake completes in the kernel; accepting it fails with EMFILE on the server.
-    ASSERT_EQ(connect(b, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(connectReserved(b, p), 0);
     auto& stats = rt.shard(0).stats();
     auto waitFor = [&](uint64_t n) {
       auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -460,7 +491,7 @@ TEST(TcpTest, DescriptorExhaustionKeepsServingAndRetriesWithoutSpinning) {
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
     EXPECT_GE(wall, 0.1) << "retries came too fast: back-off is missing";
     EXPECT_LT(cpu, 0.5 * wall) << "the server spins while descriptors are exhausted";
-    for (int fd : filler) close(fd);
+    table.release();
     // Descriptors are back: the waiting connection gets accepted and served.
     ASSERT_TRUE(testutil::sendAll(b, "three"));
     EXPECT_EQ(testutil::recvExactly(b, 5), "three");
@@ -469,7 +500,6 @@ TEST(TcpTest, DescriptorExhaustionKeepsServingAndRetriesWithoutSpinning) {
     rt.stop(0ms);
     rt.join();
   }
-  setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 // A listener stopped while accepts fail and back off (its multishot accept cancelled, a retry
@@ -481,11 +511,8 @@ TEST(TcpTest, StopListeningDuringDescriptorExhaustionClosesThePort) {
   // an invalid vptr. The plain and TSan builds run this test.
   GTEST_SKIP() << "UBSan's vptr check needs free descriptors";
 #endif
-  rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  rlimit low = saved;
-  low.rlim_cur = 256;
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  DescriptorTable table;
+  ASSERT_TRUE(table.lowered());
   {
     reactor::Runtime rt(options(1));
     ASSERT_TRUE(rt.start().isOk());
@@ -494,17 +521,8 @@ TEST(TcpTest, StopListeningDuringDescriptorExhaustionClosesThePort) {
     uint16_t p = port->getHost().port();
     int b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // reserved before the table fills
     ASSERT_GE(b, 0);
-    std::vector<int> filler;
-    for (;;) {
-      int fd = dup(0);
-      if (fd < 0) break;
-      filler.push_back(fd);
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(p);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(b, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    table.fill();
+    ASSERT_EQ(connectReserved(b, p), 0);
     auto& stats = rt.shard(0).stats();
     auto deadline = std::chrono::steady_clock::now() + 10s;
     while (stats.acceptErrors.load() < 2 && std::chrono::steady_clock::now() < deadline) {
@@ -515,13 +533,12 @@ TEST(TcpTest, StopListeningDuringDescriptorExhaustionClosesThePort) {
     port->stopListening([&] { stopped.set_value(); });
     auto done = stopped.get_future();
     EXPECT_EQ(done.wait_for(10s), std::future_status::ready) << "the stopped listener never closed";
-    for (int fd : filler) close(fd);
+    table.release();
     EXPECT_EQ(testutil::connectTo(p), -ECONNREFUSED);
     close(b);
     rt.stop(0ms);
     rt.join();
   }
-  setrlimit(RLIMIT_NOFILE, &saved);
 }
 
 class Tracked : public Echo {

@@ -9,8 +9,7 @@ RUNFILES="${TEST_SRCDIR:-$PWD/..}/whorl"
 EX="$RUNFILES/examples"
 LOADGEN="$RUNFILES/tools/loadgen"
 CA="$RUNFILES/certs/public.pem"
-CORRUPT_ECHO="$RUNFILES/tests/loadgen/corrupt_echo.py"
-SLOW_START_ECHO="$RUNFILES/tests/loadgen/slow_start_echo.py"
+MISBEHAVING_ECHO="$RUNFILES/tests/loadgen/misbehaving_echo.py"
 TMP="${TEST_TMPDIR:-$(mktemp -d)}"
 
 source "$RUNFILES/tests/server_control.sh"
@@ -103,7 +102,7 @@ check "plain echo" "$GOOD"
 check "plain echo" 'not d["tls"] and d["bytes_in"] >= d["requests"] * 16384'
 
 # Every echoed byte is checked: a server that flips one bit per connection is caught.
-python3 -u "$CORRUPT_ECHO" >"$TMP/corrupt.port" 2>"$TMP/corrupt.log" &
+python3 -u "$MISBEHAVING_ECHO" corrupt >"$TMP/corrupt.port" 2>"$TMP/corrupt.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do [[ -s "$TMP/corrupt.port" ]] && break; sleep 0.05; done
 run --mode=echo --target "127.0.0.1:$(cat "$TMP/corrupt.port")" --tls=off "${LG[@]}"
@@ -163,7 +162,7 @@ check "open-loop handshakes at 100/s" '70 <= d["handshakes_per_sec"] <= 130'
 # against 500/s offered, behind until ~1.8 s): what it answers in the window for requests
 # scheduled in the warm-up is not counted, so the achieved rate stays at the offered one (counted,
 # it would be ~700/s).
-python3 -u "$SLOW_START_ECHO" 0.9 0.001 >"$TMP/slow.port" 2>"$TMP/slow.log" &
+python3 -u "$MISBEHAVING_ECHO" slow-start 0.9 0.001 >"$TMP/slow.port" 2>"$TMP/slow.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do [[ -s "$TMP/slow.port" ]] && break; sleep 0.05; done
 run --mode=echo --rate 500 --connections 1 --duration 2 --warmup 1 --json --tls=off \
